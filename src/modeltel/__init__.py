@@ -1,0 +1,30 @@
+"""modeltel: instrumentation for production ML models.
+
+One decorator (or one context manager) around a predict function checks its feature contract,
+hashes its payload, samples its full features, enforces per-tenant limits and budgets, and
+records model version, latency, scores and outcomes as OpenTelemetry spans, metrics and logs.
+"""
+
+from modeltel._errors import BudgetExceeded, ConfigurationError, ContractViolation, ModeltelError, RateLimited
+from modeltel._hashing import payload_hash
+from modeltel._instrument import instrument, prediction
+from modeltel._prediction import Prediction, current_prediction
+from modeltel._runtime import configure, force_flush, shutdown
+from modeltel._version import __version__
+
+__all__ = [
+    "BudgetExceeded",
+    "ConfigurationError",
+    "ContractViolation",
+    "ModeltelError",
+    "Prediction",
+    "RateLimited",
+    "__version__",
+    "configure",
+    "current_prediction",
+    "force_flush",
+    "instrument",
+    "payload_hash",
+    "prediction",
+    "shutdown",
+]

@@ -1,0 +1,139 @@
+"""Where telemetry goes: OTLP (gRPC or HTTP) when an endpoint is set, OTLP-JSON files otherwise."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk._logs.export import LogRecordExporter
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData, ResourceMetrics, ScopeMetrics
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from modeltel._aggregate import Aggregator
+from modeltel._errors import ConfigurationError
+from modeltel._internal import handle_internal_errors
+from modeltel._version import __version__
+
+_SIGNALS = ("traces", "metrics", "logs")
+
+
+@dataclass(frozen=True)
+class Sinks:
+    """One exporter per signal."""
+
+    spans: SpanExporter
+    metrics: MetricExporter
+    logs: LogRecordExporter
+    description: str
+
+
+def _env(environ: Mapping[str, str], signal: str, suffix: str) -> tuple[str, str] | None:
+    for name in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}"):
+        if environ.get(name, "").strip():
+            return name, environ[name].strip()
+    return None
+
+
+def sinks_from_env(output: str, environ: Mapping[str, str] | None = None) -> Sinks:
+    """OTLP exporters if any OTLP endpoint variable is set, else OTLP-JSON files under ``output``."""
+    environ = os.environ if environ is None else environ
+    if not any(_env(environ, s, "ENDPOINT") for s in _SIGNALS):
+        from modeltel._otlp_json import (
+            OtlpJsonFileLogExporter,
+            OtlpJsonFileMetricExporter,
+            OtlpJsonFileSpanExporter,
+        )
+
+        return Sinks(
+            OtlpJsonFileSpanExporter(output),
+            OtlpJsonFileMetricExporter(output),
+            OtlpJsonFileLogExporter(output),
+            f"OTLP-JSON files in {os.path.abspath(output)}",
+        )
+    protocols = {s: _protocol(environ, s) for s in _SIGNALS}
+    return Sinks(
+        _otlp("traces", protocols["traces"]),
+        _otlp("metrics", protocols["metrics"]),
+        _otlp("logs", protocols["logs"]),
+        "OTLP " + ", ".join(f"{s} over {p}" for s, p in protocols.items()),
+    )
+
+
+def _protocol(environ: Mapping[str, str], signal: str) -> str:
+    # The OTLP spec's default transport is http/protobuf.
+    found = _env(environ, signal, "PROTOCOL")
+    if found is None:
+        return "http/protobuf"
+    name, value = found
+    if value not in ("grpc", "http/protobuf"):
+        raise ConfigurationError(f"{name}={value!r} is invalid: expected grpc or http/protobuf")
+    return value
+
+
+def _otlp(signal: str, protocol: str) -> Any:
+    # The OTLP exporters read endpoint, headers, timeout and TLS settings from OTEL_* themselves.
+    if protocol == "grpc":
+        if signal == "traces":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            return OTLPSpanExporter()
+        if signal == "metrics":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+            return OTLPMetricExporter()
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        return OTLPLogExporter()
+    if signal == "traces":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+
+        return HttpSpanExporter()
+    if signal == "metrics":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
+
+        return HttpMetricExporter()
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+
+    return HttpLogExporter()
+
+
+class MergingMetricExporter(MetricExporter):
+    """Adds modeltel's locally aggregated metrics to each export of the SDK's own."""
+
+    def __init__(self, inner: MetricExporter, aggregator: Aggregator, resource: Resource) -> None:
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,
+            preferred_aggregation=inner._preferred_aggregation,
+        )
+        self._inner = inner
+        self._aggregator = aggregator
+        self._resource = resource
+        self._scope = InstrumentationScope("modeltel", __version__)
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        merged = metrics_data
+        with handle_internal_errors("metrics.merge"):
+            merged = self._merge(metrics_data)
+        return self._inner.export(merged, timeout_millis=timeout_millis, **kwargs)
+
+    def _merge(self, data: MetricsData) -> MetricsData:
+        ours = self._aggregator.metrics()
+        if not ours:
+            return data
+        scope_metrics = ScopeMetrics(scope=self._scope, metrics=ours, schema_url="")
+        resources: Sequence[ResourceMetrics] = data.resource_metrics
+        if not resources:
+            return MetricsData([ResourceMetrics(self._resource, [scope_metrics], self._resource.schema_url)])
+        first = resources[0]
+        merged_first = ResourceMetrics(first.resource, [*first.scope_metrics, scope_metrics], first.schema_url)
+        return MetricsData([merged_first, *resources[1:]])
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self._inner.force_flush(timeout_millis=timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)

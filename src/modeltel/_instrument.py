@@ -1,0 +1,266 @@
+"""The public entry points: ``@instrument`` (sync, async, methods, batch) and ``prediction()``."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from time import perf_counter
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from modeltel import _pipeline as stage
+from modeltel._binding import argument_getter, features_getter
+from modeltel._config import load_settings
+from modeltel._internal import handle_internal_errors
+from modeltel._plan import Bound, Plan
+from modeltel._prediction import Prediction
+from modeltel._runtime import _state, get_runtime
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_TARGET_KEYS = ("owner", "purpose", "metric", "label_source", "label_delay", "latency_budget_ms", "cost_per_1k_target")
+
+
+@overload
+def instrument(fn: F, /) -> F: ...
+@overload
+def instrument(
+    fn: None = None,
+    /,
+    *,
+    model: str,
+    version: str = "",
+    tenant: str | Callable[..., Any] | None = None,
+    features: str | Callable[..., Any] | None = None,
+    score: Callable[[Any], Any] | None = None,
+    decision: Callable[[Any], Any] | None = None,
+    contract: Any = None,
+    on_violation: str | None = None,
+    fallback: Callable[..., Any] | None = None,
+    cost: float | Callable[..., float] | None = None,
+    rate_limits: Any = None,
+    budgets: Any = None,
+    batch: bool = False,
+    columns: Sequence[str] | None = None,
+    sensitive: Sequence[str] = (),
+    **targets: Any,
+) -> Callable[[F], F]: ...
+def instrument(fn: Any = None, /, **options: Any) -> Any:
+    """Instrument a predict function: contract, hash, sampling, limits, spans, metrics, logs.
+
+    ``tenant`` and ``features`` name the arguments that carry them (or are callables on the
+    call's arguments); features default to the first positional argument after ``self``.
+
+    >>> import modeltel
+    >>> @modeltel.instrument(model="fraud", version="3.2.0", tenant="tenant")
+    ... def predict(features: dict, tenant: str) -> float:
+    ...     return 0.12
+    >>> predict({"amount": 12.5}, tenant="acme")
+    0.12
+    """
+    if fn is not None:
+        raise TypeError("use @modeltel.instrument(model=..., version=...) with arguments")
+
+    def decorate(func: F) -> F:
+        if load_settings().disabled:
+            return func  # disabled means free: the function itself, untouched
+        plan = _plan_for(func, options)
+        if inspect.iscoroutinefunction(func):
+            return _async_wrapper(func, plan)  # type: ignore[return-value]
+        return _sync_wrapper(func, plan)  # type: ignore[return-value]
+
+    return decorate
+
+
+def _plan_for(func: Callable[..., Any], options: dict[str, Any]) -> Plan:
+    opts = dict(options)
+    unknown = sorted(k for k in opts if k not in _PLAN_KEYS and k not in _TARGET_KEYS)
+    if unknown:
+        from modeltel._errors import ConfigurationError
+
+        raise ConfigurationError(f"instrument() got unknown argument(s): {', '.join(unknown)}")
+    targets = {k: opts.pop(k) for k in _TARGET_KEYS if k in opts}
+    tenant = opts.pop("tenant", None)
+    features = opts.pop("features", None)
+    if "model" not in opts:
+        from modeltel._errors import ConfigurationError
+
+        raise ConfigurationError("instrument() needs model=")
+    return Plan(
+        tenant_get=argument_getter(func, tenant, "tenant"),
+        features_get=features_getter(func, features),
+        targets=targets,
+        **opts,
+    )
+
+
+_PLAN_KEYS = frozenset(
+    {
+        "model", "version", "tenant", "features", "score", "decision", "contract", "on_violation", "fallback",
+        "cost", "rate_limits", "budgets", "batch", "columns", "sensitive",
+    }
+)  # fmt: skip
+
+
+def _resolve(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    tenant = features = None
+    with handle_internal_errors("resolve.arguments"):
+        tenant = plan.tenant_get(args, kwargs)
+        features = plan.features_get(args, kwargs)
+    return tenant, features
+
+
+def _sync_wrapper(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        rt = _state.runtime or get_runtime()
+        if rt.settings.disabled:
+            return func(*args, **kwargs)
+        b = plan.bound(rt)
+        p = stage.prepare(b, *_resolve(plan, args, kwargs))
+        if p.route == stage.REJECT:
+            stage.reject(b, p)
+            raise p.rejection  # type: ignore[misc]
+        target = func if p.route == stage.PRIMARY else plan.fallback
+        token = stage.start_span(b, p)
+        t0 = perf_counter()
+        try:
+            out = target(*args, **kwargs)  # type: ignore[misc]
+        except BaseException as exc:
+            stage.fail(b, p, exc, perf_counter() - t0)
+            raise
+        finally:
+            stage.end_span(token)
+        stage.succeed(b, p, out, perf_counter() - t0)
+        return out
+
+    wrapper.__modeltel_plan__ = plan  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _async_wrapper(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
+    @functools.wraps(func)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        rt = _state.runtime or get_runtime()
+        if rt.settings.disabled:
+            return await func(*args, **kwargs)
+        b = plan.bound(rt)
+        p = await stage.prepare_async(b, *_resolve(plan, args, kwargs))
+        if p.route == stage.REJECT:
+            stage.reject(b, p)
+            raise p.rejection  # type: ignore[misc]
+        target = func if p.route == stage.PRIMARY else plan.fallback
+        token = stage.start_span(b, p)
+        t0 = perf_counter()
+        try:
+            out = target(*args, **kwargs)  # type: ignore[misc]
+            if inspect.isawaitable(out):
+                out = await out
+        except BaseException as exc:
+            stage.fail(b, p, exc, perf_counter() - t0)
+            raise
+        finally:
+            stage.end_span(token)
+        stage.succeed(b, p, out, perf_counter() - t0)
+        return out
+
+    wrapper.__modeltel_plan__ = plan  # type: ignore[attr-defined]
+    return wrapper
+
+
+_plans: dict[tuple[Any, ...], Plan] = {}
+
+
+def _context_plan(model: str, version: str, contract: Any, options: dict[str, Any]) -> Plan:
+    key = (model, version, id(contract), tuple(sorted((k, id(v)) for k, v in options.items())))
+    plan = _plans.get(key)
+    if plan is None:
+        none = argument_getter(lambda: None, None, "tenant")
+        plan = Plan(model=model, version=version, contract=contract, tenant_get=none, features_get=none, **options)
+        if len(_plans) < 1024:
+            _plans[key] = plan
+    return plan
+
+
+class prediction:  # noqa: N801 - reads as a function at the call site: `with modeltel.prediction(...)`
+    """Instrument a block of code that makes one prediction (sync ``with`` or ``async with``).
+
+    >>> import modeltel
+    >>> with modeltel.prediction(model="fraud", version="3.2.0", tenant="acme", features={"x": 1.0}) as p:
+    ...     p.record(score=0.93, decision="review")
+    >>> len(p.prediction_id)
+    32
+    """
+
+    __slots__ = ("_b", "_features", "_p", "_t0", "_tenant", "_token")
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        version: str = "",
+        tenant: Any = None,
+        features: Any = None,
+        contract: Any = None,
+        **options: Any,
+    ) -> None:
+        rt = _state.runtime or get_runtime()
+        self._b: Bound | None = None if rt.settings.disabled else _context_plan(model, version, contract, options).bound(rt)
+        self._tenant = tenant
+        self._features = features
+        self._p: Prediction | None = None
+        self._token: Any = None
+        self._t0 = 0.0
+
+    def __enter__(self) -> Prediction:
+        b = self._b
+        if b is None:
+            return _inert_prediction()
+        p = stage.prepare(b, self._tenant, self._features)
+        return self._enter(b, p)
+
+    async def __aenter__(self) -> Prediction:
+        b = self._b
+        if b is None:
+            return _inert_prediction()
+        p = await stage.prepare_async(b, self._tenant, self._features)
+        return self._enter(b, p)
+
+    def _enter(self, b: Bound, p: Prediction) -> Prediction:
+        if p.route != stage.PRIMARY:
+            stage.reject(b, p)
+            raise p.rejection  # type: ignore[misc]
+        self._p = p
+        self._token = stage.start_span(b, p)
+        self._t0 = perf_counter()
+        return p
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+        b, p = self._b, self._p
+        if b is None or p is None:
+            return False
+        duration = perf_counter() - self._t0
+        try:
+            if exc is not None:
+                stage.fail(b, p, exc, duration)
+            else:
+                stage.succeed(b, p, None, duration)
+        finally:
+            stage.end_span(self._token)
+        return False
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        return self.__exit__(exc_type, exc, tb)
+
+
+def _inert_prediction() -> Prediction:
+    from modeltel._ids import new_prediction_id
+
+    rt = get_runtime()
+    plan = _context_plan("disabled", "", None, {})
+    p = Prediction(plan.bound(rt))
+    p.prediction_id = new_prediction_id()
+    return p

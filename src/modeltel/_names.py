@@ -1,0 +1,57 @@
+"""Every telemetry name modeltel emits, in one place (the README's table is built from these)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCOPE: Final = "modeltel"
+
+# span
+SPAN_NAME_PREFIX: Final = "predict "
+MODEL_NAME: Final = "ml.model.name"
+MODEL_VERSION: Final = "ml.model.version"
+TENANT: Final = "ml.tenant"
+PREDICTION_ID: Final = "ml.prediction.id"
+PAYLOAD_HASH: Final = "ml.payload.hash"
+SCORE: Final = "ml.prediction.score"
+OUTCOME: Final = "ml.outcome"
+DECISION: Final = "ml.decision"
+CONTRACT_VIOLATIONS: Final = "ml.contract.violations"
+CONTRACT_VERSION: Final = "ml.contract.version"
+FEATURES_SAMPLED: Final = "ml.features.sampled"
+BATCH_SIZE: Final = "ml.batch.size"
+FEATURE_NAME: Final = "ml.feature.name"
+VIOLATION_KIND: Final = "ml.violation.kind"
+
+# metrics
+M_PREDICTIONS: Final = "ml.predictions"
+M_DURATION: Final = "ml.prediction.duration"
+M_SCORE: Final = "ml.prediction.score"
+M_SCORE_NON_FINITE: Final = "ml.prediction.score.non_finite"
+M_VIOLATIONS: Final = "ml.contract.violations"
+M_COST: Final = "ml.prediction.cost"
+M_FEATURES_SAMPLED: Final = "ml.features.sampled"
+M_INTERNAL_ERRORS: Final = "modeltel.internal_errors"
+M_DROPPED_FEATURES: Final = "modeltel.features.dropped"
+
+# log events
+EVENT_FEATURES: Final = "ml.features"
+
+# outcomes
+OK: Final = "ok"
+ERROR: Final = "error"
+CONTRACT_VIOLATION: Final = "contract_violation"
+RATE_LIMITED: Final = "rate_limited"
+BUDGET_EXCEEDED: Final = "budget_exceeded"
+FALLBACK: Final = "fallback"
+OUTCOMES: Final = (OK, ERROR, CONTRACT_VIOLATION, RATE_LIMITED, BUDGET_EXCEEDED, FALLBACK)
+
+OTHER_TENANT: Final = "__other__"
+NO_TENANT: Final = ""
+
+# Bucket bounds chosen for model latency (0.5 ms .. 10 s) and for scores in [0, 1]; both are
+# explicit so exported histograms are comparable across processes and versions.
+DURATION_BOUNDS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+)
+SCORE_BOUNDS: Final = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)

@@ -1,0 +1,273 @@
+"""Call time: the fixed pipeline every prediction runs through, one stage per function.
+
+resolve tenant -> admit (limits) -> validate (contract) -> identify (hash, id) -> sample
+-> [predict runs, timed, inside the span] -> settle (cost) -> record (metrics, span, features)
+
+Stages never raise into the caller, except the three public exceptions when policy asks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from modeltel import _names as n
+from modeltel._errors import BudgetExceeded, ContractViolation, RateLimited
+from modeltel._features import emit_feature_records, rows_to_sample
+from modeltel._ids import new_prediction_id
+from modeltel._internal import handle_internal_errors, report_internal_error, strict
+from modeltel._plan import Bound
+from modeltel._prediction import Prediction, set_current
+from modeltel._scores import score_of, scores_of_batch
+from modeltel._tenants import clean_tenant
+
+PRIMARY, FALLBACK, REJECT = 0, 1, 2
+
+
+def prepare(b: Bound, tenant: Any, features: Any, admission: Any = None) -> Prediction:
+    """Every stage before predict runs; decides the route (primary, fallback or reject)."""
+    p = Prediction(b)
+    p.prediction_id = new_prediction_id()
+    p.features = features
+    with handle_internal_errors("resolve"):
+        p.tenant = clean_tenant(tenant)
+        if b.plan.batch:
+            p.rows = _row_count(features)
+    with handle_internal_errors("admit"):
+        if admission is not None:
+            apply_admission(b, p, admission)
+        else:
+            admit(b, p)
+    if p.route == PRIMARY and b.plan.contract is not None:
+        with handle_internal_errors("validate"):
+            validate(b, p)
+    with handle_internal_errors("identify"):
+        identify(b, p)
+    return p
+
+
+def admit(b: Bound, p: Prediction) -> None:
+    """Rate limit and budget reservation; an over-limit call never reaches predict."""
+    if b.limiter is None:
+        return
+    a = b.limiter.admit(p.tenant, expected_cost(b, p))
+    apply_admission(b, p, a)
+
+
+def apply_admission(b: Bound, p: Prediction, a: Any) -> None:
+    p.admission = a
+    if a.allowed:
+        return
+    if a.reason == n.RATE_LIMITED:
+        p.outcome = n.RATE_LIMITED
+        p.rejection = RateLimited(p.tenant, a.retry_after, a.rule)
+    else:
+        p.outcome = n.BUDGET_EXCEEDED
+        p.rejection = BudgetExceeded(p.tenant, a.remaining, a.resets_at, a.rule)
+    _route_around(b, p)
+
+
+def expected_cost(b: Bound, p: Prediction) -> float:
+    cost = b.plan.cost
+    if isinstance(cost, (int, float)):
+        return float(cost) * max(p.rows, 1)
+    return b.cost_per_row * max(p.rows, 1)
+
+
+def validate(b: Bound, p: Prediction) -> None:
+    """Check the features against the contract; reject or fall back when policy says so."""
+    contract = b.plan.contract
+    if p.rows:
+        check = contract.check_batch(p.features, columns=b.plan.columns)
+        p.violations = check.violations
+        bad_rows = check.bad_rows.tolist()
+    else:
+        p.violations = contract.check(p.features)
+        bad_rows = []
+    if not p.violations:
+        return
+    for v in p.violations:
+        b.recorder.add(
+            n.M_VIOLATIONS,
+            1,
+            ((n.MODEL_NAME, b.plan.model), (n.MODEL_VERSION, b.plan.version), (n.FEATURE_NAME, v.feature), (n.VIOLATION_KIND, v.kind)),
+        )
+    if b.violation_policy != "record":
+        p.outcome = n.CONTRACT_VIOLATION
+        p.rejection = ContractViolation(b.plan.model, p.violations, bad_rows)
+        _route_around(b, p)
+
+
+def _route_around(b: Bound, p: Prediction) -> None:
+    if b.plan.fallback is not None:
+        p.outcome, p.route = n.FALLBACK, FALLBACK
+    else:
+        p.route = REJECT
+
+
+def identify(b: Bound, p: Prediction) -> None:
+    """Payload hash (per row for batches) and the feature-sampling decision."""
+    if p.rows:
+        from modeltel._batch import row_hashes
+
+        hashes = row_hashes(b, p.features)
+        p.row_hashes = [f"{h:016x}" for h in hashes]
+        p.payload_hash = p.row_hashes[0] if p.row_hashes else ""
+        p.sample_rows = rows_to_sample(b, p, hashes)
+        p.sampled = bool(p.sample_rows)
+        return
+    h = b.hasher.hash_int(_mapping(b, p.features))
+    p.payload_hash = f"{h:016x}"
+    p.sampled = h < b.sample_below or bool(p.violations)
+
+
+def _mapping(b: Bound, features: Any) -> Any:
+    contract = b.plan.contract
+    return contract.to_mapping(features) if contract is not None and type(features) is not dict else features
+
+
+def _row_count(features: Any) -> int:
+    shape = getattr(features, "shape", None)
+    return int(shape[0]) if shape is not None else len(features)
+
+
+def start_span(b: Bound, p: Prediction) -> Any:
+    """Start the span (recording only when the trace sampler keeps it) and make it current."""
+    try:
+        p.span = b.tracer.start_span(b.plan.span_name, attributes=b.plan.span_attrs)
+        token = otel_context.attach(trace.set_span_in_context(p.span))
+    except Exception as exc:
+        report_internal_error("span.start", exc)
+        if strict():
+            raise
+        p.span, token = trace.INVALID_SPAN, None
+    set_current(p)
+    return token
+
+
+def end_span(token: Any) -> None:
+    if token is not None:
+        otel_context.detach(token)
+
+
+def succeed(b: Bound, p: Prediction, output: Any, duration: float) -> None:
+    """Predict returned: extract score and decision, settle cost, record everything."""
+    p.duration = duration
+    with handle_internal_errors("score"):
+        _take_output(b, p, output)
+    with handle_internal_errors("settle"):
+        settle(b, p, output)
+    conclude(b, p, None)
+
+
+def fail(b: Bound, p: Prediction, exc: BaseException, duration: float) -> None:
+    """Predict raised (or was cancelled): release the reservation, record the error."""
+    p.duration = duration
+    p.outcome = n.ERROR
+    p.sampled = True
+    with handle_internal_errors("release"):
+        if p.admission is not None and b.limiter is not None and p.admission.allowed:
+            b.limiter.release(p.admission)
+    conclude(b, p, exc)
+
+
+def reject(b: Bound, p: Prediction) -> None:
+    """Record a call that never reached predict (limits or contract said no)."""
+    p.sampled = p.sampled or p.outcome == n.CONTRACT_VIOLATION
+    token = start_span(b, p)
+    try:
+        conclude(b, p, None)
+    finally:
+        end_span(token)
+
+
+def _take_output(b: Bound, p: Prediction, output: Any) -> None:
+    plan = b.plan
+    raw = output if plan.score_fn is None else plan.score_fn(output)
+    if p.rows:
+        if p.scores is None:
+            p.scores = scores_of_batch(raw, p.rows)
+    elif p.score is None:
+        p.score = score_of(raw)
+    if plan.decision_fn is not None and p.decision is None:
+        decision = plan.decision_fn(output)
+        p.decision = None if decision is None else str(decision)
+
+
+def settle(b: Bound, p: Prediction, output: Any) -> None:
+    """The actual cost: ``p.record(cost=)``, else ``cost=`` (number or callable), else the rate."""
+    if p.cost is None:
+        cost = b.plan.cost
+        if callable(cost):
+            p.cost = float(cost(output, p.features))
+        else:
+            p.cost = expected_cost(b, p)
+    if p.admission is not None and b.limiter is not None and p.admission.allowed:
+        b.limiter.settle(p.admission, p.cost)
+
+
+def conclude(b: Bound, p: Prediction, exc: BaseException | None) -> None:
+    """Record metrics, the span's attributes and the sampled feature records; end the span."""
+    with handle_internal_errors("record.metrics"):
+        _record_metrics(b, p)
+    with handle_internal_errors("record.features"):
+        if p.sampled:
+            emit_feature_records(b, p)
+    with handle_internal_errors("record.span"):
+        _finish_span(p, exc)
+
+
+def _record_metrics(b: Bound, p: Prediction) -> None:
+    cell = b.cell(p.tenant, p.outcome)
+    cost = p.cost or 0.0
+    if p.rows:
+        b.recorder.record_batch(cell, p.rows, p.duration, p.scores, cost, len(p.sample_rows))
+    else:
+        b.recorder.record(cell, p.duration, p.score, cost, p.sampled)
+
+
+def _finish_span(p: Prediction, exc: BaseException | None) -> None:
+    span = p.span
+    if span.is_recording():
+        span.set_attributes(_span_attributes(p))
+        if exc is not None:
+            span.record_exception(exc)
+            span.set_status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:256])
+        elif p.rejection is not None and p.outcome != n.FALLBACK:
+            span.set_status(trace.StatusCode.ERROR, str(p.rejection)[:256])
+    span.end()
+
+
+def _span_attributes(p: Prediction) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        n.TENANT: p.tenant,
+        n.PREDICTION_ID: p.prediction_id,
+        n.PAYLOAD_HASH: p.payload_hash,
+        n.OUTCOME: p.outcome,
+        n.FEATURES_SAMPLED: p.sampled,
+    }
+    if p.score is not None:
+        attrs[n.SCORE] = p.score
+    if p.decision is not None:
+        attrs[n.DECISION] = p.decision
+    if p.violations:
+        attrs[n.CONTRACT_VIOLATIONS] = [f"{v.feature}:{v.kind}" for v in p.violations[:64]]
+    if p.rows:
+        attrs[n.BATCH_SIZE] = p.rows
+    return attrs
+
+
+async def prepare_async(b: Bound, tenant: Any, features: Any) -> Prediction:
+    """``prepare`` for async predict: a shared-backend limiter is asked without blocking the loop."""
+    limiter = b.limiter
+    if limiter is None or not getattr(limiter, "remote", False):
+        return prepare(b, tenant, features)
+    admission = None
+    with handle_internal_errors("admit.async"):
+        rows = _row_count(features) if b.plan.batch else 0
+        probe = Prediction(b)
+        probe.rows = rows
+        admission = await limiter.admit_async(clean_tenant(tenant), expected_cost(b, probe))
+    return prepare(b, tenant, features, admission)

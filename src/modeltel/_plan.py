@@ -1,0 +1,149 @@
+"""Decoration time: everything about a decorated function that does not change per call.
+
+A :class:`Plan` is built once per function. A :class:`Bound` joins it to the current runtime
+(metric series, limiter, sampling threshold) and is rebuilt only when ``configure()`` runs again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from modeltel import _names as n
+from modeltel._binding import Getter
+from modeltel._errors import ConfigurationError
+from modeltel._runtime import Runtime
+from modeltel._tenants import clean_tenant
+
+_UNBOUND: Any = None
+
+
+class Plan:
+    """What ``@instrument`` / ``prediction()`` were told, compiled for the hot path."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        version: str,
+        tenant_get: Getter,
+        features_get: Getter,
+        score: Callable[[Any], Any] | None = None,
+        decision: Callable[[Any], Any] | None = None,
+        contract: Any = None,
+        on_violation: str | None = None,
+        fallback: Callable[..., Any] | None = None,
+        cost: float | Callable[..., float] | None = None,
+        rate_limits: Any = None,
+        budgets: Any = None,
+        batch: bool = False,
+        columns: Sequence[str] | None = None,
+        sensitive: Sequence[str] = (),
+        targets: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not model or not isinstance(model, str):
+            raise ConfigurationError("model= must be a non-empty string")
+        if on_violation not in (None, "record", "reject", "fallback"):
+            raise ConfigurationError(f"on_violation={on_violation!r}: expected 'record', 'reject' or 'fallback'")
+        if on_violation == "fallback" and fallback is None:
+            raise ConfigurationError("on_violation='fallback' needs fallback=")
+        self.model = model
+        self.version = str(version)
+        self.span_name = n.SPAN_NAME_PREFIX + model
+        self.tenant_get = tenant_get
+        self.features_get = features_get
+        self.score_fn = score
+        self.decision_fn = decision
+        self.contract = _compile(contract)
+        self.on_violation = on_violation
+        self.fallback = fallback
+        self.cost = cost
+        self.rate_limits = rate_limits
+        self.budgets = budgets
+        self.batch = batch
+        self.columns = tuple(columns) if columns is not None else None
+        contract_sensitive = self.contract.sensitive if self.contract is not None else frozenset()
+        self.sensitive = frozenset(sensitive) | contract_sensitive
+        self.targets = dict(targets or {})
+        self.span_attrs: dict[str, Any] = {n.MODEL_NAME: model, n.MODEL_VERSION: self.version}
+        if self.contract is not None:
+            self.span_attrs[n.CONTRACT_VERSION] = self.contract.version
+        self.span_attrs.update({f"ml.model.{k}": v for k, v in self.targets.items() if v is not None})
+        self._bound: Bound | None = None
+        self._bind_lock = threading.Lock()
+
+    def bound(self, runtime: Runtime) -> Bound:
+        """This plan joined to ``runtime`` (cached until the runtime changes)."""
+        b = self._bound
+        if b is not None and b.runtime is runtime:
+            return b
+        with self._bind_lock:
+            b = self._bound
+            if b is None or b.runtime is not runtime:
+                b = self._bound = Bound(self, runtime)
+            return b
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_bound"] = None
+        del state["_bind_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind_lock = threading.Lock()
+
+
+def _compile(contract: Any) -> Any:
+    if contract is None:
+        return None
+    from modeltel._contract import Contract, compile_contract
+
+    return contract if isinstance(contract, Contract) else compile_contract(contract)
+
+
+class Bound:
+    """A plan joined to one runtime: the per-runtime state the hot path reads."""
+
+    def __init__(self, plan: Plan, runtime: Runtime) -> None:
+        settings = runtime.settings
+        self.plan = plan
+        self.runtime = runtime
+        self.recorder = runtime.recorder
+        self.hasher = runtime.hasher
+        self.tracer = runtime.tracer
+        self.otel_logger = runtime.otel_logger
+        # A fallback, when given, answers invalid inputs unless on_violation says otherwise.
+        default_policy = "fallback" if plan.fallback is not None else settings.on_violation
+        self.violation_policy = plan.on_violation or default_policy
+        rate = settings.feature_sample_rate
+        # A payload is sampled when its 64-bit hash falls below rate * 2**64: deterministic, so a
+        # replay of the same traffic samples the same payloads.
+        self.sample_below = int(rate * 2**64) if rate < 1.0 else 2**64
+        self.max_feature_bytes = settings.max_feature_bytes
+        self.cost_per_row = settings.cost_per_1k / 1000.0
+        self.limiter = _limiter(plan, runtime)
+        self._cells: dict[tuple[str, str], Any] = {}
+
+    def cell(self, tenant: str, outcome: str) -> Any:
+        """The metric series for this tenant and outcome (tenant capped for cardinality)."""
+        key = (tenant, outcome)
+        cell = self._cells.get(key)
+        if cell is None:
+            capped = self.runtime.tenants.metric_value(clean_tenant(tenant))
+            cell = self.recorder.cell(self.plan.model, self.plan.version, capped, outcome)
+            if len(self._cells) < 10_000:
+                self._cells[key] = cell
+        return cell
+
+
+def _limiter(plan: Plan, runtime: Runtime) -> Any:
+    settings = runtime.settings
+    rates_spec = plan.rate_limits if plan.rate_limits is not None else settings.rate_limits
+    budgets_spec = plan.budgets if plan.budgets is not None else settings.budgets
+    if not rates_spec and not budgets_spec:
+        return None
+    from modeltel._limits import build_limiter
+
+    return build_limiter(plan.model, rates_spec, budgets_spec, settings)

@@ -1,0 +1,100 @@
+"""Two ways to record a prediction's metrics, one interface.
+
+``LocalRecorder`` (modeltel owns the MeterProvider): exact local aggregates, exported by
+``MergingMetricExporter``; a fraction of a microsecond per call. ``ApiRecorder`` (the application
+installed its own MeterProvider, with its Views and readers): plain OTel API instruments, so the
+application's pipeline sees every measurement; correct first, at the SDK's per-record cost.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+from opentelemetry import metrics
+
+from modeltel import _names as n
+from modeltel._aggregate import Aggregator, Cell
+
+
+class Recorder(Protocol):
+    def cell(self, model: str, version: str, tenant: str, outcome: str) -> Any: ...
+
+    def record(self, cell: Any, duration: float, score: float | None, cost: float, sampled: bool) -> None: ...
+
+    def record_batch(
+        self, cell: Any, rows: int, duration: float, scores: np.ndarray[Any, Any] | None, cost: float, sampled: int
+    ) -> None: ...
+
+    def add(self, name: str, value: float, attrs: tuple[tuple[str, str], ...]) -> None: ...
+
+
+class LocalRecorder:
+    """Records into an :class:`Aggregator`."""
+
+    def __init__(self, aggregator: Aggregator) -> None:
+        self.aggregator = aggregator
+        self.cell = aggregator.cell
+        self.record = aggregator.record
+        self.record_batch = aggregator.record_batch
+        self.add = aggregator.add
+
+
+class ApiRecorder:
+    """Records through OTel API instruments from the application's MeterProvider."""
+
+    def __init__(self, meter: metrics.Meter, currency: str) -> None:
+        self._predictions = meter.create_counter(n.M_PREDICTIONS, unit="{prediction}")
+        self._duration = meter.create_histogram(
+            n.M_DURATION, unit="s", explicit_bucket_boundaries_advisory=list(n.DURATION_BOUNDS)
+        )
+        self._score = meter.create_histogram(n.M_SCORE, unit="1", explicit_bucket_boundaries_advisory=list(n.SCORE_BOUNDS))
+        self._non_finite = meter.create_counter(n.M_SCORE_NON_FINITE, unit="{prediction}")
+        self._cost = meter.create_counter(n.M_COST, unit=currency)
+        self._sampled = meter.create_counter(n.M_FEATURES_SAMPLED, unit="{record}")
+        self._counters = {
+            n.M_VIOLATIONS: meter.create_counter(n.M_VIOLATIONS, unit="{violation}"),
+            n.M_DROPPED_FEATURES: meter.create_counter(n.M_DROPPED_FEATURES, unit="{record}"),
+        }
+
+    def cell(self, model: str, version: str, tenant: str, outcome: str) -> Cell:
+        return Cell({n.MODEL_NAME: model, n.MODEL_VERSION: version, n.TENANT: tenant, n.OUTCOME: outcome})
+
+    def record(self, cell: Cell, duration: float, score: float | None, cost: float, sampled: bool) -> None:
+        attrs = cell.attrs
+        self._predictions.add(1, attrs)
+        self._duration.record(duration, attrs)
+        if score is not None:
+            if score - score == 0.0:
+                self._score.record(score, attrs)
+            else:
+                self._non_finite.add(1, _without_outcome(attrs))
+        if cost:
+            self._cost.add(cost, attrs)
+        if sampled:
+            self._sampled.add(1, attrs)
+
+    def record_batch(
+        self, cell: Cell, rows: int, duration: float, scores: np.ndarray[Any, Any] | None, cost: float, sampled: int
+    ) -> None:
+        attrs = cell.attrs
+        self._predictions.add(rows, attrs)
+        self._duration.record(duration, attrs)
+        if scores is not None:
+            finite = np.isfinite(scores)
+            for s in scores[finite].tolist():
+                self._score.record(s, attrs)
+            bad = int(scores.size - finite.sum())
+            if bad:
+                self._non_finite.add(bad, _without_outcome(attrs))
+        if cost:
+            self._cost.add(cost, attrs)
+        if sampled:
+            self._sampled.add(sampled, attrs)
+
+    def add(self, name: str, value: float, attrs: tuple[tuple[str, str], ...]) -> None:
+        self._counters[name].add(value, dict(attrs))
+
+
+def _without_outcome(attrs: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in attrs.items() if k != n.OUTCOME}

@@ -1,0 +1,256 @@
+"""The process-wide runtime: settings plus the OTel objects predictions are recorded through.
+
+``configure()`` builds it (lazily on the first prediction otherwise). Where the application
+already installed OTel providers, modeltel uses them; where it did not, modeltel installs SDK
+providers with exporters chosen from the environment, owns them, and flushes them at exit
+within ``MODELTEL_SHUTDOWN_TIMEOUT`` whatever the collector does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from modeltel import _names as n
+from modeltel._aggregate import Aggregator
+from modeltel._config import Settings, load_settings
+from modeltel._exporters import MergingMetricExporter, Sinks, sinks_from_env
+from modeltel._hashing import PayloadHasher
+from modeltel._internal import error_counts, logger
+from modeltel._recorders import ApiRecorder, LocalRecorder, Recorder
+from modeltel._tenants import TenantCap
+from modeltel._version import __version__
+
+
+@dataclass
+class Runtime:
+    """Everything a prediction needs at call time; replaced as a whole by ``configure()``."""
+
+    settings: Settings
+    tracer: trace.Tracer
+    otel_logger: _logs.Logger
+    recorder: Recorder
+    hasher: PayloadHasher
+    tenants: TenantCap
+    sinks_description: str = "none"
+    owned: list[Any] = field(default_factory=list)  # providers modeltel installed and must flush
+    _shutdown_done: bool = False
+
+    @property
+    def disabled(self) -> bool:
+        return self.settings.disabled
+
+    def force_flush(self, timeout_s: float | None = None) -> bool:
+        """Export everything recorded so far; True when every provider flushed in time."""
+        return _bounded(lambda: all(p.force_flush() is not False for p in self.owned), self._deadline(timeout_s))
+
+    def shutdown(self, timeout_s: float | None = None) -> bool:
+        """Flush and stop the providers modeltel installed, within a bounded time."""
+        if self._shutdown_done:
+            return True
+        self._shutdown_done = True
+        return _bounded(lambda: [p.shutdown() for p in self.owned] is not None, self._deadline(timeout_s))
+
+    def _deadline(self, timeout_s: float | None) -> float:
+        return self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
+
+
+def _bounded(work: Any, timeout_s: float) -> bool:
+    """Run ``work`` on a daemon thread and wait at most ``timeout_s``: a dead or hung collector
+    must never hold the process past its deadline."""
+    result: list[bool] = []
+
+    def run() -> None:
+        try:
+            result.append(bool(work()))
+        except Exception as exc:
+            logger.warning("modeltel: flush failed: %s", exc)
+            result.append(False)
+
+    worker = threading.Thread(target=run, name="modeltel-flush", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        logger.warning("modeltel: flush did not finish within %.1fs; giving up", timeout_s)
+        return False
+    return bool(result and result[0])
+
+
+def build_runtime(settings: Settings, sinks: Sinks | None = None, install_globals: bool = True) -> Runtime:
+    """Create the runtime for ``settings``; ``sinks`` overrides the exporters (tests, helpers)."""
+    hasher = PayloadHasher(settings.hash_key)
+    tenants = TenantCap(settings.max_tenants)
+    if settings.disabled:
+        return Runtime(settings, trace.NoOpTracer(), _logs.NoOpLogger("modeltel"), LocalRecorder(Aggregator()), hasher, tenants)
+    resource = Resource.create({"service.instance.id": uuid.uuid4().hex})
+    own_all = sinks is not None
+    if sinks is None and not _all_foreign():
+        sinks = sinks_from_env(settings.output)
+    owned: list[Any] = []
+    tracer = _tracer(resource, sinks, own_all, install_globals, owned)
+    otel_logger = _logger(resource, sinks, own_all, install_globals, owned)
+    recorder = _recorder(settings, resource, sinks, own_all, install_globals, owned)
+    description = sinks.description if sinks else "the application's OpenTelemetry providers"
+    return Runtime(settings, tracer, otel_logger, recorder, hasher, tenants, description, owned)
+
+
+def _all_foreign() -> bool:
+    return all(_foreign(get()) for get in (trace.get_tracer_provider, metrics.get_meter_provider, _logs.get_logger_provider))
+
+
+def _foreign(provider: Any) -> bool:
+    """Whether the application (not modeltel, not the API's default proxy) installed this provider."""
+    proxy_types = (trace.ProxyTracerProvider, metrics._internal._ProxyMeterProvider, _logs.ProxyLoggerProvider)
+    return not isinstance(provider, proxy_types) and id(provider) not in _installed_by_us
+
+
+_installed_by_us: set[int] = set()
+
+
+def _tracer(resource: Resource, sinks: Sinks | None, own: bool, install: bool, owned: list[Any]) -> trace.Tracer:
+    current = trace.get_tracer_provider()
+    if not own and (_foreign(current) or sinks is None):
+        return current.get_tracer("modeltel", __version__)
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(sinks.spans))  # type: ignore[union-attr]
+    owned.append(provider)
+    _maybe_install(install, provider, trace.set_tracer_provider, current)
+    return provider.get_tracer("modeltel", __version__)
+
+
+def _logger(resource: Resource, sinks: Sinks | None, own: bool, install: bool, owned: list[Any]) -> _logs.Logger:
+    current = _logs.get_logger_provider()
+    if not own and (_foreign(current) or sinks is None):
+        return current.get_logger("modeltel", __version__)
+    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    provider.add_log_record_processor(BatchLogRecordProcessor(sinks.logs))  # type: ignore[union-attr]
+    owned.append(provider)
+    _maybe_install(install, provider, _logs.set_logger_provider, current)
+    return provider.get_logger("modeltel", __version__)
+
+
+def _recorder(
+    settings: Settings, resource: Resource, sinks: Sinks | None, own: bool, install: bool, owned: list[Any]
+) -> Recorder:
+    current = metrics.get_meter_provider()
+    if not own and (_foreign(current) or sinks is None):
+        meter = current.get_meter("modeltel", __version__)
+        _register_internal_errors(meter)
+        return ApiRecorder(meter, settings.currency)
+    aggregator = Aggregator(settings.currency)
+    exporter = MergingMetricExporter(sinks.metrics, aggregator, resource)  # type: ignore[union-attr]
+    interval = math.inf if own else None  # tests collect on demand; deployments use OTEL_METRIC_EXPORT_INTERVAL
+    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval)
+    provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
+    # The SDK skips an export when none of its own instruments has data; this one always has.
+    _register_internal_errors(provider.get_meter("modeltel", __version__))
+    owned.append(provider)
+    _maybe_install(install, provider, metrics.set_meter_provider, current)
+    return LocalRecorder(aggregator)
+
+
+def _register_internal_errors(meter: metrics.Meter) -> None:
+    def observe(_: CallbackOptions) -> list[Observation]:
+        return [Observation(error_counts.total())]
+
+    meter.create_observable_counter(
+        n.M_INTERNAL_ERRORS, callbacks=[observe], unit="{error}", description="Failures inside modeltel, swallowed"
+    )
+
+
+def _maybe_install(install: bool, provider: Any, setter: Any, current: Any) -> None:
+    if install and not _foreign(current) and id(current) not in _installed_by_us:
+        setter(provider)
+        _installed_by_us.add(id(provider))
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.runtime: Runtime | None = None
+        self.overrides: dict[str, Any] | None = None
+        self.exit_hook = False
+
+
+_state = _State()
+
+
+def configure(**overrides: Any) -> Runtime:
+    """Set modeltel up from keyword overrides and ``MODELTEL_*`` / ``OTEL_*`` variables.
+
+    Optional: the first prediction configures from the environment. Calling it again with the
+    same arguments does nothing; with different ones it flushes the old runtime and builds anew.
+
+    >>> import modeltel
+    >>> rt = modeltel.configure(feature_sample_rate=0.05)
+    """
+    with _state.lock:
+        if _state.runtime is not None and _state.overrides == overrides:
+            return _state.runtime
+        settings = load_settings(overrides)
+        return _install(build_runtime(settings), overrides)
+
+
+def install_runtime(runtime: Runtime) -> Runtime | None:
+    """Make ``runtime`` current (the testing helpers use this); returns the previous one."""
+    with _state.lock:
+        previous = _state.runtime
+        _state.runtime = runtime
+        _state.overrides = None
+        return previous
+
+
+def _install(runtime: Runtime, overrides: Mapping[str, Any] | None) -> Runtime:
+    old = _state.runtime
+    _state.runtime, _state.overrides = runtime, dict(overrides or {})
+    if old is not None and old is not runtime:
+        old.shutdown()
+    if not _state.exit_hook:
+        atexit.register(_shutdown_at_exit)
+        _state.exit_hook = True
+    return runtime
+
+
+def get_runtime() -> Runtime:
+    """The current runtime, configured from the environment on first use."""
+    runtime = _state.runtime
+    if runtime is not None:
+        return runtime
+    with _state.lock:
+        if _state.runtime is None:
+            _install(build_runtime(load_settings()), {})
+        assert _state.runtime is not None
+        return _state.runtime
+
+
+def shutdown(timeout_s: float | None = None) -> bool:
+    """Flush everything recorded and stop exporting (also runs at interpreter exit)."""
+    runtime = _state.runtime
+    return True if runtime is None else runtime.shutdown(timeout_s)
+
+
+def force_flush(timeout_s: float | None = None) -> bool:
+    """Export everything recorded so far without stopping."""
+    runtime = _state.runtime
+    return True if runtime is None else runtime.force_flush(timeout_s)
+
+
+def _shutdown_at_exit() -> None:
+    runtime = _state.runtime
+    if runtime is not None:
+        runtime.shutdown()
