@@ -115,8 +115,16 @@ def _all_foreign() -> bool:
 
 def _foreign(provider: Any) -> bool:
     """Whether the application (not modeltel, not the API's default proxy) installed this provider."""
-    proxy_types = (trace.ProxyTracerProvider, metrics._internal._ProxyMeterProvider, _logs.ProxyLoggerProvider)
-    return not isinstance(provider, proxy_types) and id(provider) not in _installed_by_us
+    return not isinstance(provider, _PROXY_TYPES) and id(provider) not in _installed_by_us
+
+
+# The API's placeholders before anyone installs a provider; the API exports no public name for
+# two of them, so they are found where the API keeps them.
+_PROXY_TYPES = (
+    trace.ProxyTracerProvider,
+    metrics._internal._ProxyMeterProvider,
+    _logs._internal.ProxyLoggerProvider,
+)
 
 
 _installed_by_us: set[int] = set()
