@@ -10,6 +10,8 @@ from opentelemetry._logs import SeverityNumber
 from modeltel import _names as n
 from modeltel._hashing import normalize
 
+_SCALARS = (str, int, bool, type(None))
+
 if TYPE_CHECKING:
     from modeltel._plan import Bound
     from modeltel._prediction import Prediction
@@ -79,7 +81,24 @@ def _emit(b: Bound, p: Prediction, features: Any, payload_hash: str, score: floa
 
 
 def _redacted(b: Bound, features: Any) -> Any:
-    plain = normalize(features)
+    if isinstance(features, dict):
+        return {str(k): to_log_value(v) for k, v in features.items() if k not in b.plan.sensitive}
+    plain = to_log_value(features)
     if isinstance(plain, dict) and b.plan.sensitive:
         return {k: v for k, v in plain.items() if k not in b.plan.sensitive}
+    return plain
+
+
+def to_log_value(value: Any) -> Any:
+    """A feature value as an OTel log value: as given where it can be, JSON-safe always."""
+    t = type(value)
+    if t is float:
+        return value if value - value == 0.0 else normalize(value)  # NaN/inf become strings
+    if t in _SCALARS:
+        return value
+    if isinstance(value, dict):
+        return {str(k): to_log_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_log_value(v) for v in value]
+    plain = normalize(value)
     return plain

@@ -1,0 +1,33 @@
+# One set of targets for people and CI. Every target sets up what it needs from scratch.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test lint bench bench-smoke redis clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)  ## the main job: a model served to simulated traffic, telemetry to ./telemetry, a summary
+	$(PY) examples/quickstart.py
+
+test: $(STAMP) redis  ## the whole test suite (starts its own OTLP receivers and redis-servers)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+redis:  # the limits tests need a redis-server binary; install it where we can (CI runs as root)
+	@command -v redis-server >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; } || echo "redis-server not installed: Redis tests will be skipped"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache telemetry

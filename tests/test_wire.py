@@ -1,0 +1,108 @@
+"""End to end over the real OTLP wire: a subprocess configured by env vars only, a receiver here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from otlp_receiver import HungServer, OtlpReceiver, closed_port, metric_total
+
+pytestmark = pytest.mark.wire
+
+APP = str(Path(__file__).with_name("wire_app.py"))
+CALLS = 30
+ERRORS = 3  # i = 0, 10, 20 raise
+
+
+def _env(endpoint: str, protocol: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MODELTEL_"))}
+    env.update(
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+        OTEL_SERVICE_NAME="wire-test",
+        MODELTEL_FEATURE_SAMPLE_RATE="0",
+        **extra,
+    )
+    return env
+
+
+def _run(env: dict[str, str], timeout: float = 60) -> tuple[dict[str, Any], float]:
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, APP, str(CALLS)], env=env, capture_output=True, text=True, timeout=timeout)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1]), elapsed
+
+
+def _received_everything(r: OtlpReceiver) -> bool:
+    spans = len(r.spans()) >= CALLS
+    logs = len(r.logs()) >= ERRORS
+    return spans and logs and metric_total(r.metrics(), "ml.predictions") >= CALLS
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_spans_metrics_and_logs_arrive_over_the_wire(protocol: str) -> None:
+    """Every call arrives as a span, exact metric counts by outcome, and the error calls' feature records."""
+    with OtlpReceiver() as receiver:
+        endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+        _run(_env(endpoint, protocol))
+        assert receiver.wait_until(_received_everything, timeout=30)
+        spans, metrics, logs = receiver.spans(), receiver.metrics(), receiver.logs()
+
+    assert len(spans) == CALLS
+    span = next(s for s in spans if s["attributes"]["ml.outcome"] == "ok")
+    assert span["name"] == "predict wire"
+    assert span["resource"]["service.name"] == "wire-test"
+    assert {
+        "ml.model.name",
+        "ml.model.version",
+        "ml.tenant",
+        "ml.prediction.id",
+        "ml.payload.hash",
+        "ml.prediction.score",
+        "ml.outcome",
+        "ml.decision",
+        "ml.features.sampled",
+    } <= set(span["attributes"])
+    assert len(span["attributes"]["ml.payload.hash"]) == 16
+
+    by = {"ml.model.name": "wire", "ml.model.version": "2.0.0"}
+    assert metric_total(metrics, "ml.predictions", **by, **{"ml.outcome": "ok"}) == CALLS - ERRORS
+    assert metric_total(metrics, "ml.predictions", **by, **{"ml.outcome": "error"}) == ERRORS
+    assert metric_total(metrics, "ml.predictions", **{"ml.tenant": "acme"}) == CALLS / 3
+    durations = [p for p in metrics if p["name"] == "ml.prediction.duration"]
+    assert sum(p["count"] for p in durations) == CALLS and durations[0]["unit"] == "s"
+
+    assert len(logs) == ERRORS  # rate 0: only the calls that raised are sampled
+    assert {rec["event_name"] for rec in logs} == {"ml.features"}
+    assert {rec["attributes"]["ml.outcome"] for rec in logs} == {"error"}
+    assert logs[0]["body"] == {"features": {"x": -1}}
+
+
+def _fail_open_env(endpoint: str, protocol: str) -> dict[str, str]:
+    return _env(endpoint, protocol, OTEL_EXPORTER_OTLP_TIMEOUT="1", MODELTEL_SHUTDOWN_TIMEOUT="2")
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_collector_port_closed(protocol: str) -> None:
+    """Nothing listening: every result is returned, and the process exits in bounded time."""
+    out, elapsed = _run(_fail_open_env(f"http://127.0.0.1:{closed_port()}", protocol))
+    assert len(out["results"]) == CALLS and out["results"].count("error") == ERRORS
+    assert out["slowest_call_s"] < 0.5
+    assert elapsed < 20
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_collector_accepts_and_never_answers(protocol: str) -> None:
+    """A hung collector: calls are not slowed, and shutdown gives up at its deadline."""
+    with HungServer() as hung:
+        out, elapsed = _run(_fail_open_env(hung.endpoint, protocol))
+    assert len(out["results"]) == CALLS
+    assert out["slowest_call_s"] < 0.5
+    assert elapsed < 20

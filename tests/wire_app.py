@@ -1,0 +1,37 @@
+"""A model service configured by environment variables only; the wire tests run it as a subprocess.
+
+Prints one JSON line: the results it got back, and the slowest single call in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import modeltel
+
+CALLS = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+
+
+@modeltel.instrument(model="wire", version="2.0.0", tenant="tenant", decision=lambda s: "yes" if s > 0.5 else "no")
+def predict(features: dict[str, float], tenant: str) -> float:
+    if features["x"] < 0:
+        raise ValueError("negative x")
+    return features["x"] / CALLS
+
+
+def main() -> None:
+    results, slowest = [], 0.0
+    for i in range(CALLS):
+        t0 = time.perf_counter()
+        try:
+            results.append(predict({"x": float(i if i % 10 else -1)}, tenant=("acme", "globex", "initech")[i % 3]))
+        except ValueError:
+            results.append("error")
+        slowest = max(slowest, time.perf_counter() - t0)
+    print(json.dumps({"results": results, "slowest_call_s": slowest}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
