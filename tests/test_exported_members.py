@@ -9,17 +9,21 @@ def test_all_is_pinned() -> None:
     assert set(modeltel.__all__) == {
         "BudgetExceeded",
         "ConfigurationError",
+        "Contract",
         "ContractViolation",
         "ModeltelError",
         "Prediction",
         "RateLimited",
         "__version__",
+        "compile_contract",
         "configure",
         "current_prediction",
         "force_flush",
+        "infer_contract",
         "instrument",
         "payload_hash",
         "prediction",
+        "sensitive",
         "shutdown",
     }
     for name in modeltel.__all__:

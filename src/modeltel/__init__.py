@@ -5,6 +5,8 @@ hashes its payload, samples its full features, enforces per-tenant limits and bu
 records model version, latency, scores and outcomes as OpenTelemetry spans, metrics and logs.
 """
 
+from modeltel._contract import Contract, compile_contract, sensitive
+from modeltel._contract_infer import infer_contract
 from modeltel._errors import BudgetExceeded, ConfigurationError, ContractViolation, ModeltelError, RateLimited
 from modeltel._hashing import payload_hash
 from modeltel._instrument import instrument, prediction
@@ -15,16 +17,20 @@ from modeltel._version import __version__
 __all__ = [
     "BudgetExceeded",
     "ConfigurationError",
+    "Contract",
     "ContractViolation",
     "ModeltelError",
     "Prediction",
     "RateLimited",
     "__version__",
+    "compile_contract",
     "configure",
     "current_prediction",
     "force_flush",
+    "infer_contract",
     "instrument",
     "payload_hash",
     "prediction",
+    "sensitive",
     "shutdown",
 ]

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.sdk._logs.export import LogRecordExporter
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData, ResourceMetrics, ScopeMetrics
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    ResourceMetrics,
+    ScopeMetrics,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -38,10 +44,20 @@ def _env(environ: Mapping[str, str], signal: str, suffix: str) -> tuple[str, str
     return None
 
 
+def otlp_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
+    """``VARIABLE=value`` of the first OTLP endpoint variable set, or None (telemetry goes to files)."""
+    environ = os.environ if environ is None else environ
+    for signal in _SIGNALS:
+        found = _env(environ, signal, "ENDPOINT")
+        if found is not None:
+            return f"{found[0]}={found[1]}"
+    return None
+
+
 def sinks_from_env(output: str, environ: Mapping[str, str] | None = None) -> Sinks:
     """OTLP exporters if any OTLP endpoint variable is set, else OTLP-JSON files under ``output``."""
     environ = os.environ if environ is None else environ
-    if not any(_env(environ, s, "ENDPOINT") for s in _SIGNALS):
+    if otlp_endpoint(environ) is None:
         from modeltel._otlp_json import (
             OtlpJsonFileLogExporter,
             OtlpJsonFileMetricExporter,
@@ -93,7 +109,9 @@ def _otlp(signal: str, protocol: str) -> Any:
 
         return HttpSpanExporter()
     if signal == "metrics":
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as HttpMetricExporter,
+        )
 
         return HttpMetricExporter()
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
@@ -114,7 +132,9 @@ class MergingMetricExporter(MetricExporter):
         self._resource = resource
         self._scope = InstrumentationScope("modeltel", __version__)
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
         merged = metrics_data
         with handle_internal_errors("metrics.merge"):
             merged = self._merge(metrics_data)
@@ -129,7 +149,9 @@ class MergingMetricExporter(MetricExporter):
         if not resources:
             return MetricsData([ResourceMetrics(self._resource, [scope_metrics], self._resource.schema_url)])
         first = resources[0]
-        merged_first = ResourceMetrics(first.resource, [*first.scope_metrics, scope_metrics], first.schema_url)
+        merged_first = ResourceMetrics(
+            first.resource, [*first.scope_metrics, scope_metrics], first.schema_url
+        )
         return MetricsData([merged_first, *resources[1:]])
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:

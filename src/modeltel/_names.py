@@ -49,9 +49,30 @@ OUTCOMES: Final = (OK, ERROR, CONTRACT_VIOLATION, RATE_LIMITED, BUDGET_EXCEEDED,
 OTHER_TENANT: Final = "__other__"
 NO_TENANT: Final = ""
 
-# Bucket bounds chosen for model latency (0.5 ms .. 10 s) and for scores in [0, 1]; both are
-# explicit so exported histograms are comparable across processes and versions.
+# Bucket bounds chosen for model latency (10 us .. 10 s: small models answer in tens of
+# microseconds) and for scores in [0, 1]; both are explicit so exported histograms are comparable
+# across processes and versions.
 DURATION_BOUNDS: Final = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 SCORE_BOUNDS: Final = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
