@@ -1,0 +1,105 @@
+"""The ``modeltel`` command: ``demo``, ``summary PATH`` and ``version``.
+
+Each subcommand is one :class:`Command` in :data:`COMMANDS`: a help line, a function that adds
+its arguments to its parser, and a function that runs it and returns the exit code. A new
+subcommand is one more entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from modeltel._demo import DEFAULT_CALLS, run_demo
+from modeltel._summary import format_summary, summarize
+from modeltel._version import __version__
+
+__all__ = ["COMMANDS", "Command", "main"]
+
+USAGE_ERROR = 2
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand of ``modeltel``."""
+
+    help: str
+    configure_parser: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {raw}")
+    return value
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    output_help = "folder for the OTLP-JSON files (default: $MODELTEL_OUTPUT or ./telemetry)"
+    parser.add_argument("--output", metavar="DIR", help=output_help)
+    calls_help = f"predictions to simulate (default: {DEFAULT_CALLS})"
+    parser.add_argument("--calls", metavar="N", type=_positive_int, default=DEFAULT_CALLS, help=calls_help)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    return run_demo(output=args.output, calls=args.calls)
+
+
+def _summary_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="folder holding traces.jsonl, metrics.jsonl and logs.jsonl")
+
+
+def _run_summary(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if not path.is_dir():
+        problem = "is not a folder" if path.exists() else "does not exist"
+        print(f"modeltel summary: {args.path} {problem}", file=sys.stderr)
+        return USAGE_ERROR
+    print(format_summary(summarize(path)))
+    return 0
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+def _run_version(args: argparse.Namespace) -> int:
+    print(f"modeltel {__version__}")
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "demo": Command("simulate a served fraud model and summarise its telemetry", _demo_arguments, _run_demo),
+    "summary": Command("summarise the OTLP-JSON telemetry in a folder", _summary_arguments, _run_summary),
+    "version": Command("print the modeltel version", _no_arguments, _run_version),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modeltel", description="Instrumentation for production ML models.")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        sub = subcommands.add_parser(name, help=command.help, description=command.help)
+        command.configure_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``modeltel`` command line with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return USAGE_ERROR
+    return COMMANDS[args.command].run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
