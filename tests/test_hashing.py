@@ -23,7 +23,9 @@ def test_hash_is_16_hex_chars() -> None:
 def test_same_payload_same_hash_in_another_process() -> None:
     """A fresh interpreter computes the same hash (no per-process seed)."""
     code = f"import modeltel; print(modeltel.payload_hash({PAYLOAD!r}))"
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert other == modeltel.payload_hash(PAYLOAD)
 
 
@@ -89,7 +91,9 @@ def test_json_payload_hash_matches_the_documented_recipe() -> None:
     import xxhash
 
     payload = {"country": "DE", "amount": 2.0}
-    expected = xxhash.xxh3_64_intdigest(orjson.dumps({"amount": 2, "country": "DE"}, option=orjson.OPT_SORT_KEYS))
+    expected = xxhash.xxh3_64_intdigest(
+        orjson.dumps({"amount": 2, "country": "DE"}, option=orjson.OPT_SORT_KEYS)
+    )
     assert modeltel.payload_hash(payload) == f"{expected:016x}"
 
 
@@ -103,5 +107,7 @@ def test_batch_rows_hash_like_single_rows(cap: object) -> None:
 
     with capture(feature_sample_rate=1.0) as c:
         score(np.array([[1.0, 2.0], [3.0, 4.0]]))
-        hashes = [r.log_record.attributes["ml.payload.hash"] for r in c.feature_records() if r.log_record.attributes]
+        hashes = [
+            r.log_record.attributes["ml.payload.hash"] for r in c.feature_records() if r.log_record.attributes
+        ]
     assert hashes == [modeltel.payload_hash({"x": 1.0, "y": 2.0}), modeltel.payload_hash({"x": 3, "y": 4})]

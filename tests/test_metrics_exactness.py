@@ -12,7 +12,9 @@ from modeltel import _names as n
 from modeltel.testing import capture
 
 
-def _sdk_histogram(values: list[float], bounds: tuple[float, ...]) -> tuple[int, float, list[int], float, float]:
+def _sdk_histogram(
+    values: list[float], bounds: tuple[float, ...]
+) -> tuple[int, float, list[int], float, float]:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     hist = provider.get_meter("ref").create_histogram("h", explicit_bucket_boundaries_advisory=list(bounds))

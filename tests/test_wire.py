@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from otlp_receiver import HungServer, OtlpReceiver, closed_port, metric_total
 
 pytestmark = pytest.mark.wire
@@ -34,7 +35,9 @@ def _env(endpoint: str, protocol: str, **extra: str) -> dict[str, str]:
 
 def _run(env: dict[str, str], timeout: float = 60) -> tuple[dict[str, Any], float]:
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, APP, str(CALLS)], env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, APP, str(CALLS)], env=env, capture_output=True, text=True, timeout=timeout
+    )
     elapsed = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1]), elapsed

@@ -14,7 +14,9 @@ import modeltel
 CALLS = int(sys.argv[1]) if len(sys.argv) > 1 else 30
 
 
-@modeltel.instrument(model="wire", version="2.0.0", tenant="tenant", decision=lambda s: "yes" if s > 0.5 else "no")
+@modeltel.instrument(
+    model="wire", version="2.0.0", tenant="tenant", decision=lambda s: "yes" if s > 0.5 else "no"
+)
 def predict(features: dict[str, float], tenant: str) -> float:
     if features["x"] < 0:
         raise ValueError("negative x")
@@ -26,7 +28,9 @@ def main() -> None:
     for i in range(CALLS):
         t0 = time.perf_counter()
         try:
-            results.append(predict({"x": float(i if i % 10 else -1)}, tenant=("acme", "globex", "initech")[i % 3]))
+            results.append(
+                predict({"x": float(i if i % 10 else -1)}, tenant=("acme", "globex", "initech")[i % 3])
+            )
         except ValueError:
             results.append("error")
         slowest = max(slowest, time.perf_counter() - t0)

@@ -116,7 +116,13 @@ class Aggregator:
                 cell.sampled += 1
 
     def record_batch(
-        self, cell: Cell, rows: int, duration: float, scores: np.ndarray[Any, Any] | None, cost: float, sampled: int
+        self,
+        cell: Cell,
+        rows: int,
+        duration: float,
+        scores: np.ndarray[Any, Any] | None,
+        cost: float,
+        sampled: int,
     ) -> None:
         """One batch call: ``rows`` predictions, one duration, per-row scores."""
         finite = None
@@ -147,7 +153,9 @@ class Aggregator:
         now = time.time_ns()
         with self._lock:
             cells = [_snapshot(c) for c in self._cells.values()]
-            counters = [(name, dict(attrs), v, int(start)) for (name, attrs), (v, start) in self._counters.items()]
+            counters = [
+                (name, dict(attrs), v, int(start)) for (name, attrs), (v, start) in self._counters.items()
+            ]
         return _cell_metrics(cells, now, self.currency) + _counter_metrics(counters, now)
 
     def _after_fork(self) -> None:
@@ -160,7 +168,12 @@ class Aggregator:
 def _snapshot(c: Cell) -> Cell:
     copy = Cell.__new__(Cell)
     copy.attrs, copy.start_ns = c.attrs, c.start_ns
-    copy.predictions, copy.non_finite, copy.sampled, copy.cost = c.predictions, c.non_finite, c.sampled, c.cost
+    copy.predictions, copy.non_finite, copy.sampled, copy.cost = (
+        c.predictions,
+        c.non_finite,
+        c.sampled,
+        c.cost,
+    )
     copy.duration, copy.score = _copy_hist(c.duration), _copy_hist(c.score)
     return copy
 
@@ -172,7 +185,9 @@ def _copy_hist(h: Hist) -> Hist:
 
 
 def _sum_metric(name: str, unit: str, desc: str, points: list[NumberDataPoint]) -> Metric:
-    data = Sum(data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE, is_monotonic=True)
+    data = Sum(
+        data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE, is_monotonic=True
+    )
     return Metric(name=name, description=desc, unit=unit, data=data)
 
 
@@ -182,7 +197,11 @@ def _number_points(cells: list[Cell], attr: str, now: int, attrs_of: Any = None)
         value = getattr(c, attr)
         if value:
             attrs = c.attrs if attrs_of is None else attrs_of(c)
-            points.append(NumberDataPoint(attributes=attrs, start_time_unix_nano=c.start_ns, time_unix_nano=now, value=value))
+            points.append(
+                NumberDataPoint(
+                    attributes=attrs, start_time_unix_nano=c.start_ns, time_unix_nano=now, value=value
+                )
+            )
     return points
 
 
@@ -214,8 +233,20 @@ def _without_outcome(c: Cell) -> dict[str, str]:
 def _cell_metrics(cells: list[Cell], now: int, currency: str) -> list[Metric]:
     out = []
     for name, unit, desc, attr, attrs_of in (
-        (n.M_PREDICTIONS, "{prediction}", "Predictions by outcome (one per row for batches)", "predictions", None),
-        (n.M_SCORE_NON_FINITE, "{prediction}", "Scores that were NaN or infinite", "non_finite", _without_outcome),
+        (
+            n.M_PREDICTIONS,
+            "{prediction}",
+            "Predictions by outcome (one per row for batches)",
+            "predictions",
+            None,
+        ),
+        (
+            n.M_SCORE_NON_FINITE,
+            "{prediction}",
+            "Scores that were NaN or infinite",
+            "non_finite",
+            _without_outcome,
+        ),
         (n.M_COST, currency, "Cost of predictions", "cost", None),
         (n.M_FEATURES_SAMPLED, "{record}", "Predictions whose full features were logged", "sampled", None),
     ):
@@ -228,7 +259,9 @@ def _cell_metrics(cells: list[Cell], now: int, currency: str) -> list[Metric]:
     ):
         hist_points = _hist_points(cells, attr, now)
         if hist_points:
-            data = Histogram(data_points=hist_points, aggregation_temporality=AggregationTemporality.CUMULATIVE)
+            data = Histogram(
+                data_points=hist_points, aggregation_temporality=AggregationTemporality.CUMULATIVE
+            )
             out.append(Metric(name=name, description=desc, unit=unit, data=data))
     return out
 

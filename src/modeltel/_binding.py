@@ -28,7 +28,9 @@ def argument_getter(fn: Callable[..., Any], spec: str | Callable[..., Any] | Non
             return _by_name_or_position(spec, index, p.default, p.kind)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return lambda args, kwargs: kwargs.get(spec)
-    raise ConfigurationError(f"{role}={spec!r}: {getattr(fn, '__qualname__', fn)!r} has no argument named {spec!r}")
+    raise ConfigurationError(
+        f"{role}={spec!r}: {getattr(fn, '__qualname__', fn)!r} has no argument named {spec!r}"
+    )
 
 
 def _by_name_or_position(name: str, index: int, default: Any, kind: Any) -> Getter:

@@ -136,7 +136,9 @@ def env_name(field: str) -> str:
     return _ENV_NAMES[field]
 
 
-def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     """Resolve settings from keyword overrides, then the environment, then defaults."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(_PARSERS))

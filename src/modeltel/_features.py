@@ -48,7 +48,9 @@ def _as_mapping(b: Bound, features: Any) -> Any:
     return features
 
 
-def _emit(b: Bound, p: Prediction, features: Any, payload_hash: str, score: float | None, row: int | None) -> None:
+def _emit(
+    b: Bound, p: Prediction, features: Any, payload_hash: str, score: float | None, row: int | None
+) -> None:
     body = _redacted(b, features)
     encoded = orjson.dumps(body)
     if len(encoded) > b.max_feature_bytes:

@@ -19,7 +19,15 @@ from modeltel._runtime import _state, get_runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_TARGET_KEYS = ("owner", "purpose", "metric", "label_source", "label_delay", "latency_budget_ms", "cost_per_1k_target")
+_TARGET_KEYS = (
+    "owner",
+    "purpose",
+    "metric",
+    "label_source",
+    "label_delay",
+    "latency_budget_ms",
+    "cost_per_1k_target",
+)
 
 
 @overload
@@ -177,13 +185,15 @@ def _context_plan(model: str, version: str, contract: Any, options: dict[str, An
     plan = _plans.get(key)
     if plan is None:
         none = argument_getter(lambda: None, None, "tenant")
-        plan = Plan(model=model, version=version, contract=contract, tenant_get=none, features_get=none, **options)
+        plan = Plan(
+            model=model, version=version, contract=contract, tenant_get=none, features_get=none, **options
+        )
         if len(_plans) < 1024:
             _plans[key] = plan
     return plan
 
 
-class prediction:  # noqa: N801 - reads as a function at the call site: `with modeltel.prediction(...)`
+class prediction:
     """Instrument a block of code that makes one prediction (sync ``with`` or ``async with``).
 
     >>> import modeltel
@@ -206,7 +216,9 @@ class prediction:  # noqa: N801 - reads as a function at the call site: `with mo
         **options: Any,
     ) -> None:
         rt = _state.runtime or get_runtime()
-        self._b: Bound | None = None if rt.settings.disabled else _context_plan(model, version, contract, options).bound(rt)
+        self._b: Bound | None = (
+            None if rt.settings.disabled else _context_plan(model, version, contract, options).bound(rt)
+        )
         self._tenant = tenant
         self._features = features
         self._p: Prediction | None = None
@@ -236,7 +248,9 @@ class prediction:  # noqa: N801 - reads as a function at the call site: `with mo
         self._t0 = perf_counter()
         return p
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
         b, p = self._b, self._p
         if b is None or p is None:
             return False

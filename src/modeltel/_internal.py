@@ -54,7 +54,7 @@ def report_internal_error(site: str, exc: BaseException) -> None:
         logger.error("modeltel: internal error in %s (logged once; predictions continue)", site, exc_info=exc)
 
 
-class handle_internal_errors:  # noqa: N801 - used like a function: `with handle_internal_errors("x"):`
+class handle_internal_errors:
     """Context manager and decorator that swallows, counts and logs SDK-side exceptions."""
 
     __slots__ = ("site",)

@@ -92,7 +92,12 @@ def validate(b: Bound, p: Prediction) -> None:
         b.recorder.add(
             n.M_VIOLATIONS,
             1,
-            ((n.MODEL_NAME, b.plan.model), (n.MODEL_VERSION, b.plan.version), (n.FEATURE_NAME, v.feature), (n.VIOLATION_KIND, v.kind)),
+            (
+                (n.MODEL_NAME, b.plan.model),
+                (n.MODEL_VERSION, b.plan.version),
+                (n.FEATURE_NAME, v.feature),
+                (n.VIOLATION_KIND, v.kind),
+            ),
         )
     if b.violation_policy != "record":
         p.outcome = n.CONTRACT_VIOLATION

@@ -45,7 +45,9 @@ class Plan:
         if not model or not isinstance(model, str):
             raise ConfigurationError("model= must be a non-empty string")
         if on_violation not in (None, "record", "reject", "fallback"):
-            raise ConfigurationError(f"on_violation={on_violation!r}: expected 'record', 'reject' or 'fallback'")
+            raise ConfigurationError(
+                f"on_violation={on_violation!r}: expected 'record', 'reject' or 'fallback'"
+            )
         if on_violation == "fallback" and fallback is None:
             raise ConfigurationError("on_violation='fallback' needs fallback=")
         self.model = model

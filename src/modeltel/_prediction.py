@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
 _UNSET: Any = object()
 
-_current: contextvars.ContextVar[Prediction | None] = contextvars.ContextVar("modeltel_prediction", default=None)
+_current: contextvars.ContextVar[Prediction | None] = contextvars.ContextVar(
+    "modeltel_prediction", default=None
+)
 
 
 def current_prediction() -> Prediction | None:

@@ -23,7 +23,13 @@ class Recorder(Protocol):
     def record(self, cell: Any, duration: float, score: float | None, cost: float, sampled: bool) -> None: ...
 
     def record_batch(
-        self, cell: Any, rows: int, duration: float, scores: np.ndarray[Any, Any] | None, cost: float, sampled: int
+        self,
+        cell: Any,
+        rows: int,
+        duration: float,
+        scores: np.ndarray[Any, Any] | None,
+        cost: float,
+        sampled: int,
     ) -> None: ...
 
     def add(self, name: str, value: float, attrs: tuple[tuple[str, str], ...]) -> None: ...
@@ -48,7 +54,9 @@ class ApiRecorder:
         self._duration = meter.create_histogram(
             n.M_DURATION, unit="s", explicit_bucket_boundaries_advisory=list(n.DURATION_BOUNDS)
         )
-        self._score = meter.create_histogram(n.M_SCORE, unit="1", explicit_bucket_boundaries_advisory=list(n.SCORE_BOUNDS))
+        self._score = meter.create_histogram(
+            n.M_SCORE, unit="1", explicit_bucket_boundaries_advisory=list(n.SCORE_BOUNDS)
+        )
         self._non_finite = meter.create_counter(n.M_SCORE_NON_FINITE, unit="{prediction}")
         self._cost = meter.create_counter(n.M_COST, unit=currency)
         self._sampled = meter.create_counter(n.M_FEATURES_SAMPLED, unit="{record}")
@@ -75,7 +83,13 @@ class ApiRecorder:
             self._sampled.add(1, attrs)
 
     def record_batch(
-        self, cell: Cell, rows: int, duration: float, scores: np.ndarray[Any, Any] | None, cost: float, sampled: int
+        self,
+        cell: Cell,
+        rows: int,
+        duration: float,
+        scores: np.ndarray[Any, Any] | None,
+        cost: float,
+        sampled: int,
     ) -> None:
         attrs = cell.attrs
         self._predictions.add(rows, attrs)

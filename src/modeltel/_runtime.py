@@ -57,14 +57,16 @@ class Runtime:
 
     def force_flush(self, timeout_s: float | None = None) -> bool:
         """Export everything recorded so far; True when every provider flushed in time."""
-        return _bounded(lambda: all(p.force_flush() is not False for p in self.owned), self._deadline(timeout_s))
+        return _bounded(
+            lambda: all(p.force_flush() is not False for p in self.owned), self._deadline(timeout_s)
+        )
 
     def shutdown(self, timeout_s: float | None = None) -> bool:
         """Flush and stop the providers modeltel installed, within a bounded time."""
         if self._shutdown_done:
             return True
         self._shutdown_done = True
-        return _bounded(lambda: [p.shutdown() for p in self.owned] is not None, self._deadline(timeout_s))
+        return _bounded(lambda: [p.shutdown() for p in self.owned] != None, self._deadline(timeout_s))
 
     def _deadline(self, timeout_s: float | None) -> float:
         return self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
@@ -96,7 +98,14 @@ def build_runtime(settings: Settings, sinks: Sinks | None = None, install_global
     hasher = PayloadHasher(settings.hash_key)
     tenants = TenantCap(settings.max_tenants)
     if settings.disabled:
-        return Runtime(settings, trace.NoOpTracer(), _logs.NoOpLogger("modeltel"), LocalRecorder(Aggregator()), hasher, tenants)
+        return Runtime(
+            settings,
+            trace.NoOpTracer(),
+            _logs.NoOpLogger("modeltel"),
+            LocalRecorder(Aggregator()),
+            hasher,
+            tenants,
+        )
     resource = Resource.create({"service.instance.id": uuid.uuid4().hex})
     own_all = sinks is not None
     if sinks is None and not _all_foreign():
@@ -110,7 +119,10 @@ def build_runtime(settings: Settings, sinks: Sinks | None = None, install_global
 
 
 def _all_foreign() -> bool:
-    return all(_foreign(get()) for get in (trace.get_tracer_provider, metrics.get_meter_provider, _logs.get_logger_provider))
+    return all(
+        _foreign(get())
+        for get in (trace.get_tracer_provider, metrics.get_meter_provider, _logs.get_logger_provider)
+    )
 
 
 def _foreign(provider: Any) -> bool:
@@ -130,7 +142,9 @@ _PROXY_TYPES = (
 _installed_by_us: set[int] = set()
 
 
-def _tracer(resource: Resource, sinks: Sinks | None, own: bool, install: bool, owned: list[Any]) -> trace.Tracer:
+def _tracer(
+    resource: Resource, sinks: Sinks | None, own: bool, install: bool, owned: list[Any]
+) -> trace.Tracer:
     current = trace.get_tracer_provider()
     if not own and (_foreign(current) or sinks is None):
         return current.get_tracer("modeltel", __version__)
@@ -141,7 +155,9 @@ def _tracer(resource: Resource, sinks: Sinks | None, own: bool, install: bool, o
     return provider.get_tracer("modeltel", __version__)
 
 
-def _logger(resource: Resource, sinks: Sinks | None, own: bool, install: bool, owned: list[Any]) -> _logs.Logger:
+def _logger(
+    resource: Resource, sinks: Sinks | None, own: bool, install: bool, owned: list[Any]
+) -> _logs.Logger:
     current = _logs.get_logger_provider()
     if not own and (_foreign(current) or sinks is None):
         return current.get_logger("modeltel", __version__)
@@ -162,7 +178,9 @@ def _recorder(
         return ApiRecorder(meter, settings.currency)
     aggregator = Aggregator(settings.currency)
     exporter = MergingMetricExporter(sinks.metrics, aggregator, resource)  # type: ignore[union-attr]
-    interval = math.inf if own else None  # tests collect on demand; deployments use OTEL_METRIC_EXPORT_INTERVAL
+    interval = (
+        math.inf if own else None
+    )  # tests collect on demand; deployments use OTEL_METRIC_EXPORT_INTERVAL
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval)
     provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
     # The SDK skips an export when none of its own instruments has data; this one always has.
@@ -177,7 +195,10 @@ def _register_internal_errors(meter: metrics.Meter) -> None:
         return [Observation(error_counts.total())]
 
     meter.create_observable_counter(
-        n.M_INTERNAL_ERRORS, callbacks=[observe], unit="{error}", description="Failures inside modeltel, swallowed"
+        n.M_INTERNAL_ERRORS,
+        callbacks=[observe],
+        unit="{error}",
+        description="Failures inside modeltel, swallowed",
     )
 
 

@@ -46,7 +46,9 @@ class InMemoryMetricExporter(MetricExporter):
         self._lock = threading.Lock()
         self.last: MetricsData | None = None
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
         with self._lock:
             self.last = metrics_data
         return MetricExportResult.SUCCESS
@@ -61,7 +63,13 @@ class InMemoryMetricExporter(MetricExporter):
 class Capture:
     """What modeltel recorded while the capture was active."""
 
-    def __init__(self, runtime: Runtime, spans: InMemorySpanExporter, metrics: InMemoryMetricExporter, logs: InMemoryLogRecordExporter) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        spans: InMemorySpanExporter,
+        metrics: InMemoryMetricExporter,
+        logs: InMemoryLogRecordExporter,
+    ) -> None:
         self.runtime = runtime
         self._spans = spans
         self._metrics = metrics
