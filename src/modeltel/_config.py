@@ -108,12 +108,26 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+def _rate_spec(raw: str) -> str:
+    from modeltel._limits import parse_rate_limits
+
+    parse_rate_limits(raw.strip(), "MODELTEL_RATE_LIMITS")  # fail at start-up, not on a call
+    return raw.strip()
+
+
+def _budget_spec(raw: str) -> str:
+    from modeltel._limits import parse_budgets
+
+    parse_budgets(raw.strip(), "MODELTEL_BUDGETS")
+    return raw.strip()
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "disabled": _parse_bool,
     "feature_sample_rate": _parse_fraction,
     "on_violation": _one_of("record", "reject"),
-    "rate_limits": _text,
-    "budgets": _text,
+    "rate_limits": _rate_spec,
+    "budgets": _budget_spec,
     "cost_per_1k": _parse_non_negative,
     "currency": _text,
     "limits_backend": _backend,

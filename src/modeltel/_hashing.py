@@ -173,8 +173,9 @@ class PayloadHasher:
 
     def _numeric(self, features: dict[Any, Any]) -> int | None:
         keys = tuple(features)
-        plan = self._plans.get(keys, False)
-        if plan is False:
+        try:
+            plan = self._plans[keys]
+        except KeyError:
             plan = self._plan(keys)
         if plan is None:
             return None

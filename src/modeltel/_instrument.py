@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 from modeltel import _pipeline as stage
 from modeltel._binding import argument_getter, features_getter
@@ -250,7 +250,7 @@ class prediction:
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> Literal[False]:
         b, p = self._b, self._p
         if b is None or p is None:
             return False
@@ -266,7 +266,7 @@ class prediction:
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> Literal[False]:
         return self.__exit__(exc_type, exc, tb)
 
 

@@ -267,7 +267,7 @@ def _span_attributes(p: Prediction) -> dict[str, Any]:
 async def prepare_async(b: Bound, tenant: Any, features: Any) -> Prediction:
     """``prepare`` for async predict: a shared-backend limiter is asked without blocking the loop."""
     limiter = b.limiter
-    if limiter is None or not getattr(limiter, "remote", False):
+    if limiter is None or not b.limiter_remote:
         return prepare(b, tenant, features)
     admission = None
     with handle_internal_errors("admit.async"):

@@ -61,8 +61,11 @@ class Plan:
         self.on_violation = on_violation
         self.fallback = fallback
         self.cost = cost
-        self.rate_limits = rate_limits
-        self.budgets = budgets
+        # Keyword limits are checked now, at decoration time, not on the first call.
+        self.rate_limits = (
+            None if rate_limits is None else _limits().normalize_rate_limits(rate_limits, "rate_limits")
+        )
+        self.budgets = None if budgets is None else _limits().normalize_budgets(budgets, "budgets")
         self.batch = batch
         self.columns = tuple(columns) if columns is not None else None
         contract_sensitive = self.contract.sensitive if self.contract is not None else frozenset()
@@ -126,6 +129,7 @@ class Bound:
         self.max_feature_bytes = settings.max_feature_bytes
         self.cost_per_row = settings.cost_per_1k / 1000.0
         self.limiter = _limiter(plan, runtime)
+        self.limiter_remote = self.limiter is not None and settings.limits_backend != "memory"
         self._cells: dict[tuple[str, str], Any] = {}
 
     def cell(self, tenant: str, outcome: str) -> Any:
@@ -140,12 +144,37 @@ class Bound:
         return cell
 
 
-def _limiter(plan: Plan, runtime: Runtime) -> Any:
-    settings = runtime.settings
-    rates_spec = plan.rate_limits if plan.rate_limits is not None else settings.rate_limits
-    budgets_spec = plan.budgets if plan.budgets is not None else settings.budgets
-    if not rates_spec and not budgets_spec:
-        return None
-    from modeltel._limits import build_limiter
+def _limits() -> Any:
+    import modeltel._limits
 
-    return build_limiter(plan.model, rates_spec, budgets_spec, settings)
+    return modeltel._limits
+
+
+def _limiter(plan: Plan, runtime: Runtime) -> Any:
+    """The model's limiter: decorator keywords override ``MODELTEL_RATE_LIMITS`` / ``MODELTEL_BUDGETS``."""
+    settings = runtime.settings
+    if (
+        plan.rate_limits is None
+        and plan.budgets is None
+        and not settings.rate_limits
+        and not settings.budgets
+    ):
+        return None
+    limits = _limits()
+    rates = plan.rate_limits
+    if rates is None:
+        rates = limits.normalize_rate_limits(settings.rate_limits or None, "MODELTEL_RATE_LIMITS")
+    budgets = plan.budgets
+    if budgets is None:
+        budgets = limits.normalize_budgets(settings.budgets or None, "MODELTEL_BUDGETS")
+    if not rates and not budgets:
+        return None
+    return limits.Limiter(
+        rates=rates,
+        budgets=budgets,
+        backend=settings.limits_backend,
+        scope=plan.model,
+        on_error=settings.limits_on_error,
+        timeout_s=settings.limits_timeout_ms / 1000.0,
+        replicas_hint=settings.replicas,
+    )

@@ -66,10 +66,16 @@ class Runtime:
         if self._shutdown_done:
             return True
         self._shutdown_done = True
-        return _bounded(lambda: [p.shutdown() for p in self.owned] != None, self._deadline(timeout_s))
+        return _bounded(lambda: _shutdown_all(self.owned), self._deadline(timeout_s))
 
     def _deadline(self, timeout_s: float | None) -> float:
         return self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
+
+
+def _shutdown_all(providers: list[Any]) -> bool:
+    for provider in providers:
+        provider.shutdown()
+    return True
 
 
 def _bounded(work: Any, timeout_s: float) -> bool:

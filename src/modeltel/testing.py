@@ -97,7 +97,7 @@ class Capture:
         data = self._metrics.last
         if data is None:
             return []
-        points = []
+        points: list[Any] = []
         for rm in data.resource_metrics:
             for sm in rm.scope_metrics:
                 for m in sm.metrics:
@@ -107,7 +107,7 @@ class Capture:
 
     def counter(self, name: str, **attrs: Any) -> float:
         """The total of a counter over the series matching ``attrs`` (0 when none)."""
-        return sum(p.value for p in self.metric_points(name, **attrs))
+        return float(sum(p.value for p in self.metric_points(name, **attrs)))
 
     def histogram_count(self, name: str, **attrs: Any) -> int:
         """How many values a histogram recorded over the series matching ``attrs``."""
@@ -128,7 +128,8 @@ def capture(**settings: Any) -> Iterator[Capture]:
     """
     settings.setdefault("feature_sample_rate", 0.0)
     resolved = load_settings(settings, environ={})
-    spans, metrics, logs = InMemorySpanExporter(), InMemoryMetricExporter(), InMemoryLogRecordExporter()
+    spans, metrics = InMemorySpanExporter(), InMemoryMetricExporter()
+    logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     metrics._preferred_temporality = {k: AggregationTemporality.CUMULATIVE for k in _instrument_types()}
     runtime = build_runtime(resolved, Sinks(spans, metrics, logs, "memory"), install_globals=False)
     previous = install_runtime(runtime)

@@ -1,0 +1,243 @@
+"""Where limits live when replicas share them: Redis or Redis Cluster, one round trip per admit.
+
+Every admit is one ``EVALSHA`` of the admit script (rate and budget reservation, atomically,
+judged by the server's clock); a ``NOSCRIPT`` reply (server restarted, ``SCRIPT FLUSH``) is
+answered by one ``EVAL`` of the source, which also caches it again. A tenant's keys share the
+hash tag ``{modeltel:<scope>:<tenant>}`` so they live in one cluster slot; all of them carry TTLs
+(the rate key until its TAT, budget keys until the window ends plus the lease and a minute).
+
+Clients are built lazily with ``socket_timeout`` and ``socket_connect_timeout`` set to the
+limiter's ``timeout_s`` and no retries; this module raises whatever the client raises and leaves
+the failure policy to the limiter. ``redis+cluster://host:port`` selects ``RedisCluster``. The
+async path keeps one ``redis.asyncio`` client per event loop, since their connections are bound
+to the loop that opened them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import os
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.retry
+import redis.cluster
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
+from redis.retry import Retry
+
+from modeltel._limits._budget import BudgetRule, from_units
+from modeltel._limits._decision import ALLOWED, BUDGET_EXCEEDED, NO_BUDGET, RATE_LIMITED, Admission
+from modeltel._limits._gcra import US_PER_S, RateRule
+from modeltel._limits._scripts import ADMIT_LUA, SETTLE_LUA
+
+CLUSTER_SCHEME = "redis+cluster://"
+_ESCAPES = str.maketrans({"%": "%25", ":": "%3A", "{": "%7B", "}": "%7D"})
+_KEY_GRACE_S = 60
+
+
+class _Script:
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+
+_ADMIT = _Script(ADMIT_LUA)
+_SETTLE = _Script(SETTLE_LUA)
+
+
+def key_prefix(scope: str, tenant: str) -> str:
+    """The hash-tagged prefix of all of one tenant's keys (``:``, ``{``, ``}``, ``%`` escaped)."""
+    return "{modeltel:" + scope.translate(_ESCAPES) + ":" + tenant.translate(_ESCAPES) + "}"
+
+
+class RedisStore:
+    """Rate and budget state in Redis; methods raise on any backend failure."""
+
+    def __init__(
+        self, url: str, *, scope: str, timeout_s: float, lease_s: float, on_script_load: Callable[[], None]
+    ) -> None:
+        self._url = url
+        self._cluster = url.startswith(CLUSTER_SCHEME)
+        self._scope = scope
+        self._timeout = timeout_s
+        self._lease_us = round(lease_s * US_PER_S)
+        self._grace = int(lease_s) + _KEY_GRACE_S
+        self._on_script_load = on_script_load
+        self.after_fork()
+
+    def after_fork(self) -> None:
+        """Forget clients (their sockets belong to the parent) and draw a new lease-id prefix."""
+        self._lock = threading.Lock()
+        self._sync: Any = None
+        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._token = os.urandom(6).hex()
+        self._ids = itertools.count(1)
+
+    # -- admit ---------------------------------------------------------------------------------
+
+    def admit(self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int) -> Admission:
+        """One round trip: decide and reserve atomically on the server."""
+        keys, args = self._admit_call(tenant, rate, budget, cost)
+        reply = self._eval(_ADMIT, keys, args)
+        return self._admission(tenant, rate, budget, cost, args[6], reply)
+
+    async def admit_async(
+        self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int
+    ) -> Admission:
+        """``admit`` over this event loop's ``redis.asyncio`` client."""
+        keys, args = self._admit_call(tenant, rate, budget, cost)
+        reply = await self._eval_async(_ADMIT, keys, args)
+        return self._admission(tenant, rate, budget, cost, args[6], reply)
+
+    def _admit_call(
+        self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int
+    ) -> tuple[list[str], list[str | int]]:
+        prefix = key_prefix(self._scope, tenant)
+        lease = f"{self._token}.{next(self._ids)}" if budget is not None and cost else ""
+        args: list[str | int] = [
+            rate.interval if rate is not None else 0,
+            rate.tolerance if rate is not None else 0,
+            budget.window if budget is not None else "",
+            budget.amount if budget is not None else 0,
+            cost,
+            self._lease_us,
+            lease,
+            self._grace,
+        ]
+        return [prefix + ":rate", prefix + ":budget", prefix + ":leases"], args
+
+    @staticmethod
+    def _admission(
+        tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int, lease: object, reply: Any
+    ) -> Admission:
+        code = int(reply[0])
+        if code == 1:
+            spec = rate.spec if rate is not None else ""
+            return Admission(False, RATE_LIMITED, int(reply[1]) / US_PER_S, rule=spec, tenant=tenant)
+        if budget is None:
+            return ALLOWED
+        remaining, end, start = int(reply[1]), int(reply[2]), int(reply[3])
+        if code == 2:
+            return Admission(
+                False,
+                BUDGET_EXCEEDED,
+                remaining=from_units(max(remaining, 0)),
+                resets_at=float(end),
+                rule=budget.spec,
+                tenant=tenant,
+            )
+        return Admission(
+            True,
+            remaining=from_units(remaining),
+            resets_at=float(end),
+            rule=budget.spec,
+            tenant=tenant,
+            window=start,
+            reserved=cost,
+            lease=f"{lease}:{cost}" if lease else "",
+        )
+
+    # -- settle --------------------------------------------------------------------------------
+
+    def settle(self, admission: Admission, actual: int) -> None:
+        """Swap the reservation for ``actual`` micro-units (0 releases it)."""
+        call = self._settle_call(admission, actual)
+        if call is not None:
+            self._eval(_SETTLE, *call)
+
+    async def settle_async(self, admission: Admission, actual: int) -> None:
+        """``settle`` over this event loop's ``redis.asyncio`` client."""
+        call = self._settle_call(admission, actual)
+        if call is not None:
+            await self._eval_async(_SETTLE, *call)
+
+    def _settle_call(self, admission: Admission, actual: int) -> tuple[list[str], list[str | int]] | None:
+        if admission.window == NO_BUDGET or (not admission.lease and not actual):
+            return None
+        prefix = key_prefix(self._scope, admission.tenant)
+        expire_at = int(admission.resets_at) + self._grace
+        args: list[str | int] = [admission.window, admission.lease, admission.reserved, actual, expire_at]
+        return [prefix + ":budget", prefix + ":leases"], args
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def _eval(self, script: _Script, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        client = self._sync if self._sync is not None else self._sync_client()
+        try:
+            return client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self._on_script_load()
+            return client.eval(script.source, len(keys), *keys, *args)
+
+    async def _eval_async(self, script: _Script, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        client = self._async_client()
+        try:
+            return await client.evalsha(script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            self._on_script_load()
+            return await client.eval(script.source, len(keys), *keys, *args)
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "socket_timeout": self._timeout,
+            "socket_connect_timeout": self._timeout,
+            "health_check_interval": 0,
+        }
+
+    def _sync_client(self) -> Any:
+        with self._lock:
+            if self._sync is None:
+                retry = Retry(NoBackoff(), 0)
+                if self._cluster:
+                    url = "redis://" + self._url[len(CLUSTER_SCHEME) :]
+                    self._sync = redis.cluster.RedisCluster.from_url(url, retry=retry, **self._options())
+                else:
+                    self._sync = redis.Redis.from_url(self._url, retry=retry, **self._options())
+            return self._sync
+
+    def _async_client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._async.get(loop)
+        if client is None:
+            retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
+            if self._cluster:
+                url = "redis://" + self._url[len(CLUSTER_SCHEME) :]
+                client = redis.asyncio.cluster.RedisCluster.from_url(url, retry=retry, **self._options())
+            else:
+                client = redis.asyncio.Redis.from_url(self._url, retry=retry, **self._options())
+            self._async[loop] = client
+        return client
+
+    # -- shutdown ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the sync client, and async clients whose loop can still run their shutdown."""
+        with self._lock:
+            sync, self._sync = self._sync, None
+        if sync is not None:
+            sync.close()
+        for loop, client in list(self._async.items()):
+            if loop.is_closed():
+                continue
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop)
+            else:
+                loop.run_until_complete(client.aclose())
+        self._async.clear()
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client (and the sync one)."""
+        client = self._async.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+        self.close()

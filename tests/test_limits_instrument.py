@@ -1,0 +1,110 @@
+"""Rate limits and budgets through the decorator: denials, fallback, reservations, telemetry."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import modeltel
+from modeltel.testing import Capture, capture
+
+calls: list[str] = []
+
+
+def _cheap(features: dict[str, float], tenant: str) -> float:
+    return -1.0
+
+
+@modeltel.instrument(model="ranker", version="7", tenant="tenant", rate_limits="acme=3/hour burst 3")
+def rank(features: dict[str, float], tenant: str) -> float:
+    calls.append(tenant)
+    return 0.5
+
+
+@modeltel.instrument(
+    model="ranker", version="7", tenant="tenant", rate_limits="*=2/hour burst 2", fallback=_cheap
+)
+def rank_with_fallback(features: dict[str, float], tenant: str) -> float:
+    return 0.5
+
+
+@modeltel.instrument(model="scorer", version="1", tenant="tenant", budgets="*=3/day", cost=1.0)
+def score(features: dict[str, float], tenant: str) -> float:
+    if features.get("explode"):
+        raise RuntimeError("model failure")
+    return 0.1
+
+
+def test_over_the_rate_limit_raises_before_predict_runs(cap: Capture) -> None:
+    """The fourth call in the hour raises RateLimited with retry_after; predict ran three times."""
+    calls.clear()
+    for _ in range(3):
+        rank({"x": 1.0}, tenant="acme")
+    with pytest.raises(modeltel.RateLimited) as info:
+        rank({"x": 1.0}, tenant="acme")
+    assert info.value.retry_after > 0 and info.value.tenant == "acme"
+    assert calls == ["acme"] * 3
+    assert cap.counter("ml.predictions", **{"ml.outcome": "rate_limited"}) == 1
+    assert cap.counter("ml.predictions", **{"ml.outcome": "ok"}) == 3
+
+
+def test_unlisted_tenants_are_unlimited_without_a_star_entry(cap: Capture) -> None:
+    """Only acme is limited; another tenant passes however often it calls."""
+    for _ in range(10):
+        assert rank({"x": 1.0}, tenant="globex") == 0.5
+
+
+def test_fallback_answers_over_the_limit(cap: Capture) -> None:
+    """With fallback=, the cheap model answers over the limit and the outcome is fallback."""
+    assert [rank_with_fallback({"x": 1.0}, tenant="beta") for _ in range(4)] == [0.5, 0.5, -1.0, -1.0]
+    assert cap.counter("ml.predictions", **{"ml.outcome": "fallback"}) == 2
+
+
+def test_budget_exceeded_carries_remaining_and_reset(cap: Capture) -> None:
+    """A budget of 3 at cost 1 admits exactly 3 calls; the denial says what remains and when it resets."""
+    for _ in range(3):
+        score({"x": 1.0}, tenant="acme")
+    with pytest.raises(modeltel.BudgetExceeded) as info:
+        score({"x": 1.0}, tenant="acme")
+    assert info.value.remaining == 0 and info.value.resets_at > 0
+    assert cap.counter("ml.prediction.cost", **{"ml.tenant": "acme"}) == 3.0
+    assert cap.counter("ml.predictions", **{"ml.outcome": "budget_exceeded"}) == 1
+
+
+def test_predict_raising_releases_its_reservation(cap: Capture) -> None:
+    """Calls that raise do not spend the budget: three failures, then three successes still fit."""
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            score({"explode": 1.0}, tenant="initech")
+    for _ in range(3):
+        score({"x": 1.0}, tenant="initech")
+    with pytest.raises(modeltel.BudgetExceeded):
+        score({"x": 1.0}, tenant="initech")
+
+
+def test_async_predict_is_limited_exactly(cap: Capture) -> None:
+    """Fifty concurrent async calls against a burst of 5 admit exactly 5."""
+
+    @modeltel.instrument(model="async-ranker", version="1", tenant="tenant", rate_limits="*=5/hour burst 5")
+    async def arank(features: dict[str, float], tenant: str) -> float:
+        await asyncio.sleep(0)
+        return 0.5
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(arank({"x": 1.0}, "t") for _ in range(50)), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert results.count(0.5) == 5
+    assert sum(isinstance(r, modeltel.RateLimited) for r in results) == 45
+
+
+def test_malformed_limit_specs_fail_at_start_up() -> None:
+    """A bad env spec fails configure() naming the variable; a bad keyword fails at decoration."""
+    with (
+        pytest.raises(modeltel.ConfigurationError, match="MODELTEL_BUDGETS"),
+        capture(budgets="acme=50/decade"),
+    ):
+        pass
+    with pytest.raises(modeltel.ConfigurationError, match="rate_limits"):
+        modeltel.instrument(model="m", version="1", rate_limits="acme=abc/s")(lambda features: 0.0)
