@@ -28,7 +28,9 @@ class FakeClock:
         return self.now
 
 
-def limiter(rates: str = "", budgets: str = "", clock: Callable[[], float] | None = None, **kw: object) -> Limiter:
+def limiter(
+    rates: str = "", budgets: str = "", clock: Callable[[], float] | None = None, **kw: object
+) -> Limiter:
     return Limiter(rates=parse_rate_limits(rates), budgets=parse_budgets(budgets), clock=clock, **kw)  # type: ignore[arg-type]
 
 
@@ -138,7 +140,11 @@ def test_budget_reports_remaining_and_reset() -> None:
     clock = FakeClock(calendar.timegm((2026, 3, 10, 12, 30, 0)))
     lim = limiter(budgets="acme=5/day", clock=clock)
     first = lim.admit("acme", 1.25)
-    assert (first.remaining, first.resets_at, first.rule) == (3.75, calendar.timegm((2026, 3, 11, 0, 0, 0)), "5/day")
+    assert (first.remaining, first.resets_at, first.rule) == (
+        3.75,
+        calendar.timegm((2026, 3, 11, 0, 0, 0)),
+        "5/day",
+    )
     lim.settle(first, 4.0)
     denied = lim.admit("acme", 1.5)
     assert (denied.reason, denied.remaining, denied.resets_at) == ("budget_exceeded", 1.0, first.resets_at)
@@ -225,7 +231,9 @@ def test_settle_after_lease_expiry_still_charges_the_spend() -> None:
         ("month", (2026, 12, 1, 0, 0, 0), (2027, 1, 1, 0, 0, 0)),
     ],
 )
-def test_budget_resets_exactly_at_the_utc_boundary(window: str, start: tuple[int, ...], end: tuple[int, ...]) -> None:
+def test_budget_resets_exactly_at_the_utc_boundary(
+    window: str, start: tuple[int, ...], end: tuple[int, ...]
+) -> None:
     """Spend made in a window blocks until its last instant and is forgotten at the boundary."""
     clock = FakeClock(calendar.timegm(start))
     lim = limiter(budgets=f"acme=1/{window}", clock=clock)
@@ -254,7 +262,9 @@ def test_settle_after_the_window_ended_does_not_charge_the_new_window() -> None:
     burst=st.integers(1, 30),
     gaps_ms=st.lists(st.integers(0, 400), min_size=1, max_size=150),
 )
-def test_no_trailing_window_exceeds_the_gcra_bound(count: int, period_ms: int, burst: int, gaps_ms: list[int]) -> None:
+def test_no_trailing_window_exceeds_the_gcra_bound(
+    count: int, period_ms: int, burst: int, gaps_ms: list[int]
+) -> None:
     """Over any simulated timeline, every interval [t_i, t_j] holds <= burst + rate*(t_j - t_i) admissions."""
     clock = FakeClock(1000.0)
     lim = Limiter(rates={"t": Rate(count, period_ms / 1000, burst)}, budgets={}, clock=clock)
