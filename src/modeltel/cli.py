@@ -75,10 +75,30 @@ def _run_version(args: argparse.Namespace) -> int:
     return 0
 
 
+def _contract_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["infer"], help="infer: a contract from training data")
+    parser.add_argument("path", help="a CSV file of training rows")
+    parser.add_argument("--margin", type=float, default=0.1, help="widen observed ranges by this share")
+
+
+def _run_contract(args: argparse.Namespace) -> int:
+    from modeltel._contract_infer import infer_contract_from_csv
+
+    path = Path(args.path)
+    if not path.is_file():
+        print(f"modeltel contract infer: {path} is not a file", file=sys.stderr)
+        return 2
+    print(infer_contract_from_csv(path, margin=args.margin).to_json())
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "demo": Command("simulate a served fraud model and summarise its telemetry", _demo_arguments, _run_demo),
     "summary": Command("summarise the OTLP-JSON telemetry in a folder", _summary_arguments, _run_summary),
     "version": Command("print the modeltel version", _no_arguments, _run_version),
+    "contract": Command(
+        "infer a feature contract (JSON) from a CSV of training data", _contract_arguments, _run_contract
+    ),
 }
 
 

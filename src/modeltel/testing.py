@@ -33,9 +33,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from modeltel import _names as n
 from modeltel._config import load_settings
 from modeltel._exporters import Sinks
+from modeltel._parity import assert_same_features
 from modeltel._runtime import Runtime, build_runtime, install_runtime
 
-__all__ = ["Capture", "InMemoryMetricExporter", "capture"]
+__all__ = ["Capture", "InMemoryMetricExporter", "assert_same_features", "capture"]
 
 
 class InMemoryMetricExporter(MetricExporter):
