@@ -92,10 +92,46 @@ def _run_contract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="a folder of OTLP-JSON telemetry")
+    parser.add_argument("--model", required=True, help="the model whose sampled features to replay")
+    parser.add_argument("--version", help="only this model version")
+    parser.add_argument("--features", help="module:function computing offline features from a record")
+    parser.add_argument("--predict", help="module:function scoring a features mapping offline")
+    parser.add_argument("--rtol", type=float, default=1e-9, help="relative tolerance for agreement")
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from modeltel._replay import load_callable, replay_folder
+
+    if not Path(args.path).is_dir():
+        print(f"modeltel replay: {args.path} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        feature_fn = load_callable(args.features) if args.features else None
+        predict_fn = load_callable(args.predict) if args.predict else None
+    except (ValueError, ImportError, AttributeError) as exc:
+        print(f"modeltel replay: {exc}", file=sys.stderr)
+        return 2
+    report = replay_folder(
+        args.path,
+        args.model,
+        feature_fn=feature_fn,
+        predict_fn=predict_fn,
+        version=args.version,
+        rtol=args.rtol,
+    )
+    print(report.format())
+    return 1 if report.skewed_features() or report.score.disagreeing else 0
+
+
 COMMANDS: dict[str, Command] = {
     "demo": Command("simulate a served fraud model and summarise its telemetry", _demo_arguments, _run_demo),
     "summary": Command("summarise the OTLP-JSON telemetry in a folder", _summary_arguments, _run_summary),
     "version": Command("print the modeltel version", _no_arguments, _run_version),
+    "replay": Command(
+        "replay sampled features through offline features and model", _replay_arguments, _run_replay
+    ),
     "contract": Command(
         "infer a feature contract (JSON) from a CSV of training data", _contract_arguments, _run_contract
     ),

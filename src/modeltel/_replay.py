@@ -1,0 +1,65 @@
+"""``modeltel replay``: sampled production feature records, run through the offline pipeline."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from modeltel import _names as n
+from modeltel._otlp_json import read_otlp_json
+from modeltel._parity import ReplayReport, replay
+
+
+def feature_records(folder: str | Path, model: str, version: str | None = None) -> Iterator[dict[str, Any]]:
+    """The ``ml.features`` log records of one model in an OTLP-JSON folder, as replay records.
+
+    Each record is ``{"features", "score", "prediction_id", "tenant", "payload_hash"}``.
+    """
+    for log in read_otlp_json(folder).logs:
+        attrs = log["attributes"]
+        if log["event_name"] != n.EVENT_FEATURES or attrs.get(n.MODEL_NAME) != model:
+            continue
+        if version is not None and attrs.get(n.MODEL_VERSION) != version:
+            continue
+        body = log["body"] if isinstance(log["body"], dict) else {}
+        yield {
+            "features": body.get("features") or {},
+            "score": attrs.get(n.SCORE),
+            "prediction_id": attrs.get(n.PREDICTION_ID),
+            "tenant": attrs.get(n.TENANT),
+            "payload_hash": attrs.get(n.PAYLOAD_HASH),
+        }
+
+
+def load_callable(spec: str) -> Callable[..., Any]:
+    """``package.module:function`` (importable from the current directory too)."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"{spec!r}: expected module:function")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    fn = getattr(importlib.import_module(module_name), attr)
+    if not callable(fn):
+        raise ValueError(f"{spec!r} is not callable")
+    return fn  # type: ignore[no-any-return]
+
+
+def replay_folder(
+    folder: str | Path,
+    model: str,
+    *,
+    feature_fn: Callable[[dict[str, Any]], Any] | None = None,
+    predict_fn: Callable[[Any], Any] | None = None,
+    version: str | None = None,
+    rtol: float = 1e-9,
+) -> ReplayReport:
+    """Replay a folder's sampled records: ``feature_fn(record)`` recomputes the features offline
+    (from the record's id, tenant or logged features), ``predict_fn`` rescores them."""
+    records: Iterator[dict[str, Any]] = feature_records(folder, model, version)
+    if feature_fn is not None:
+        records = ({**r, "raw": r} for r in records)
+    return replay(records, feature_fn or (lambda r: r), predict_fn, rtol=rtol)
