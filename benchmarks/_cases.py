@@ -1,0 +1,443 @@
+"""The benchmark cases: what is called, how it is set up, and how its deferred work is flushed.
+
+Every exporter here discards what it is given, so a figure measures the OTel SDK plus modeltel,
+never I/O. Spans and logs go through a ``BatchSpanProcessor`` / ``BatchLogRecordProcessor`` as in
+production; metrics through a ``PeriodicExportingMetricReader`` that exports when flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import cycle, islice
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+
+import modeltel
+from modeltel._config import load_settings
+from modeltel._exporters import Sinks
+from modeltel._names import DURATION_BOUNDS, SCORE_BOUNDS
+from modeltel._runtime import Runtime, build_runtime, install_runtime
+
+FEATURES = 20
+ROWS = 10_000
+POOL = 4096  # distinct payloads, so hash-based feature sampling sees varied input
+TENANT = "acme"
+MODEL, VERSION = "fraud", "3.2.0"
+COLUMNS = tuple(f"f{i}" for i in range(FEATURES))
+WEIGHTS = np.linspace(0.01, 0.05, FEATURES)
+HUGE_RATE = "*=1000000000/s burst 1000000000"
+HUGE_BUDGET = "*=1000000000/day"
+
+# ---------------------------------------------------------------- exporters that discard
+
+
+class DropSpans(SpanExporter):
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class DropMetrics(MetricExporter):
+    def __init__(self) -> None:
+        super().__init__(preferred_temporality={})
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        return None
+
+
+class DropLogs(LogRecordExporter):
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        return LogRecordExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        return None
+
+
+def discarding_sinks() -> Sinks:
+    return Sinks(DropSpans(), DropMetrics(), DropLogs(), "discard")
+
+
+# ---------------------------------------------------------------- inputs and predict functions
+
+
+def payload_pool() -> list[dict[str, float]]:
+    rng = np.random.default_rng(0)
+    return [dict(zip(COLUMNS, row, strict=True)) for row in rng.uniform(0, 1, (POOL, FEATURES)).tolist()]
+
+
+def feature_matrix() -> np.ndarray[Any, Any]:
+    return np.random.default_rng(1).uniform(0, 1, (ROWS, FEATURES))
+
+
+def predict(features: dict[str, float], tenant: str) -> float:
+    return 0.5 * features["f3"] + 0.25
+
+
+async def predict_async(features: dict[str, float], tenant: str) -> float:
+    return 0.5 * features["f3"] + 0.25
+
+
+def predict_batch(features: np.ndarray[Any, Any], tenant: str) -> np.ndarray[Any, Any]:
+    return 1.0 / (1.0 + np.exp(-(features @ WEIGHTS)))
+
+
+def passthrough(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def feature_contract() -> Any:
+    """A 20-field pydantic contract with ranges; None when pydantic or the contract module is absent."""
+    try:
+        from pydantic import Field, create_model
+
+        import modeltel._contract  # noqa: F401
+    except ImportError:
+        return None
+    fields: dict[str, Any] = {name: (float, Field(ge=0.0, le=1.0)) for name in COLUMNS}
+    return create_model("Features", **fields)
+
+
+# ---------------------------------------------------------------- the case type
+
+
+@dataclass
+class Case:
+    """One measured thing: ``run(n)`` makes n calls, ``flush()`` forces the deferred work."""
+
+    name: str
+    run: Callable[[int], None]
+    flush: Callable[[], None] = lambda: None
+    activate: Callable[[], None] = lambda: None
+    close: Callable[[], None] = lambda: None
+    weight: str = "fast"  # how many calls a repeat makes: fast, mid, slow, batch
+    bare: str | None = None  # the baseline whose cost is subtracted
+    versus: str | None = None  # the hand-written OTel case its overhead is compared with
+
+
+def sync_driver(fn: Callable[..., Any], pool: list[dict[str, float]]) -> Callable[[int], None]:
+    def run(n: int) -> None:
+        for x in islice(cycle(pool), n):
+            fn(x, TENANT)
+
+    return run
+
+
+def async_driver(fn: Callable[..., Any], pool: list[dict[str, float]]) -> Callable[[int], None]:
+    loop = asyncio.new_event_loop()
+
+    async def calls(n: int) -> None:
+        for x in islice(cycle(pool), n):
+            await fn(x, TENANT)
+
+    def run(n: int) -> None:
+        loop.run_until_complete(calls(n))
+
+    return run
+
+
+def batch_driver(fn: Callable[..., Any], matrix: np.ndarray[Any, Any]) -> Callable[[int], None]:
+    def run(n: int) -> None:
+        for _ in range(n):
+            fn(matrix, TENANT)
+
+    return run
+
+
+def threaded_driver(
+    fn: Callable[..., Any], pool: list[dict[str, float]], threads: int = 4
+) -> Callable[[int], None]:
+    one = sync_driver(fn, pool)
+
+    def run(n: int) -> None:
+        workers = [threading.Thread(target=one, args=(n // threads,)) for _ in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+
+    return run
+
+
+# ---------------------------------------------------------------- hand-written OpenTelemetry
+
+
+class HandOtel:
+    """What a careful engineer writes by hand: span + duration and score histograms + counter."""
+
+    def __init__(self, sampler: Sampler) -> None:
+        resource = Resource.create({"service.instance.id": uuid.uuid4().hex})
+        self.tracer_provider = TracerProvider(sampler=sampler, resource=resource, shutdown_on_exit=False)
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(DropSpans()))
+        reader = PeriodicExportingMetricReader(DropMetrics(), export_interval_millis=math.inf)
+        self.meter_provider = MeterProvider(
+            resource=resource, metric_readers=[reader], shutdown_on_exit=False
+        )
+        self.tracer = self.tracer_provider.get_tracer("hand")
+        meter = self.meter_provider.get_meter("hand")
+        self.duration = meter.create_histogram(
+            "ml.prediction.duration", unit="s", explicit_bucket_boundaries_advisory=list(DURATION_BOUNDS)
+        )
+        self.score = meter.create_histogram(
+            "ml.prediction.score", unit="1", explicit_bucket_boundaries_advisory=list(SCORE_BOUNDS)
+        )
+        self.predictions = meter.create_counter("ml.predictions", unit="{prediction}")
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        tracer, duration, score_h, counter = self.tracer, self.duration, self.score, self.predictions
+
+        @functools.wraps(fn)
+        def wrapper(features: dict[str, float], tenant: str) -> Any:
+            attrs = {"ml.model.name": MODEL, "ml.model.version": VERSION, "ml.tenant": tenant}
+            with tracer.start_as_current_span("predict " + MODEL, attributes=attrs) as span:
+                t0 = perf_counter()
+                score = fn(features, tenant)
+                elapsed = perf_counter() - t0
+                span.set_attributes({"ml.prediction.score": score, "ml.outcome": "ok"})
+            metric_attrs = {**attrs, "ml.outcome": "ok"}
+            duration.record(elapsed, metric_attrs)
+            score_h.record(score, metric_attrs)
+            counter.add(1, metric_attrs)
+            return score
+
+        return wrapper
+
+    def flush(self) -> None:
+        self.tracer_provider.force_flush()
+        self.meter_provider.force_flush()
+
+    def close(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
+
+def ratio_sampler(ratio: float) -> Sampler:
+    return ALWAYS_ON if ratio >= 1.0 else ParentBased(TraceIdRatioBased(ratio))
+
+
+# ---------------------------------------------------------------- modeltel
+
+
+@contextmanager
+def traces_sampler(sampler: str, arg: str | None = None) -> Iterator[None]:
+    """Set OTEL_TRACES_SAMPLER(_ARG) while a runtime builds its TracerProvider."""
+    saved = {k: os.environ.get(k) for k in ("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG")}
+    os.environ["OTEL_TRACES_SAMPLER"] = sampler
+    os.environ.pop("OTEL_TRACES_SAMPLER_ARG", None)
+    if arg is not None:
+        os.environ["OTEL_TRACES_SAMPLER_ARG"] = arg
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+def modeltel_runtime(sampler: str, arg: str | None = None, **settings: Any) -> Runtime:
+    with traces_sampler(sampler, arg):
+        resolved = load_settings(settings, environ={})
+        runtime = build_runtime(resolved, discarding_sinks(), install_globals=False)
+    install_runtime(runtime)
+    return runtime
+
+
+@dataclass
+class Full:
+    """The options of "modeltel full" that this build of modeltel supports."""
+
+    options: dict[str, Any]
+    notes: list[str]
+
+
+def full_options(sample_call: Callable[[dict[str, Any]], None]) -> Full:
+    """Contract and limits when they work here (``sample_call`` decorates and calls once)."""
+    options: dict[str, Any] = {}
+    notes: list[str] = []
+    contract = feature_contract()
+    for key, value, label in (
+        ("contract", contract, "20-field pydantic contract"),
+        ("rate_limits", HUGE_RATE, "memory rate limit"),
+        ("budgets", HUGE_BUDGET, "memory budget"),
+    ):
+        if value is None:
+            notes.append(f"{label}: not measured (modeltel._contract or pydantic missing)")
+            continue
+        try:
+            sample_call({**options, key: value})
+        except Exception as exc:
+            notes.append(f"{label}: not measured ({type(exc).__name__}: {exc})")
+        else:
+            options[key] = value
+    return Full(options, notes)
+
+
+def instrumented(fn: Callable[..., Any], **options: Any) -> Callable[..., Any]:
+    return modeltel.instrument(model=MODEL, version=VERSION, tenant="tenant", **options)(fn)
+
+
+def disabled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate with MODELTEL_DISABLED=true in the environment (the decorator returns ``fn``)."""
+    saved = os.environ.get("MODELTEL_DISABLED")
+    os.environ["MODELTEL_DISABLED"] = "true"
+    try:
+        return instrumented(fn)
+    finally:
+        os.environ.pop("MODELTEL_DISABLED") if saved is None else os.environ.__setitem__(
+            "MODELTEL_DISABLED", saved
+        )
+
+
+# ---------------------------------------------------------------- the case list
+
+FULL_SETTINGS: dict[str, Any] = {"feature_sample_rate": 0.01, "cost_per_1k": 0.40}
+METRICS_ONLY_SETTINGS: dict[str, Any] = {"feature_sample_rate": 0.0}
+SAMPLERS: dict[str, tuple[str, str | None]] = {
+    "100%": ("always_on", None),
+    "1%": ("parentbased_traceidratio", "0.01"),
+    "off": ("always_off", None),
+}
+Driver = Callable[[Callable[..., Any]], Callable[[int], None]]
+
+
+def probe_full() -> Full:
+    """Which of contract / limits this modeltel accepts (tried once on a throwaway runtime)."""
+    runtime = modeltel_runtime("always_off", **FULL_SETTINGS)
+    row = payload_pool()[0]
+    try:
+        return full_options(lambda options: instrumented(predict, **options)(row, TENANT))
+    finally:
+        runtime.shutdown(timeout_s=5)
+
+
+def modeltel_case(
+    name: str, sampling: str, settings: dict[str, Any], run: Callable[[int], None], **kw: Any
+) -> Case:
+    """A case calling ``run`` with its own runtime (traces sampled at ``sampling``) installed."""
+    runtime = modeltel_runtime(*SAMPLERS[sampling], **settings)
+
+    def flush() -> None:
+        runtime.force_flush(timeout_s=30)
+
+    def activate() -> None:
+        install_runtime(runtime)
+
+    def close() -> None:
+        runtime.shutdown(timeout_s=5)
+
+    return Case(name, run, flush, activate, close, **kw)
+
+
+def hand_case(name: str, ratio: float, drive: Driver, **kw: Any) -> Case:
+    hand = HandOtel(ratio_sampler(ratio))
+    return Case(name, drive(hand.wrap(predict)), hand.flush, close=hand.close, **kw)
+
+
+def single_row_cases(pool: list[dict[str, float]], full: Full) -> list[Case]:
+    def drive(fn: Callable[..., Any]) -> Callable[[int], None]:
+        return sync_driver(fn, pool)
+
+    bare = "bare call"
+    cases = [
+        Case(bare, drive(predict)),
+        Case("functools.wraps pass-through", drive(passthrough(predict)), bare=bare),
+        Case("modeltel disabled", drive(disabled(predict)), bare=bare),
+        hand_case("hand-written OTel @100%", 1.0, drive, weight="slow", bare=bare),
+        hand_case("hand-written OTel @1%", 0.01, drive, weight="slow", bare=bare),
+        modeltel_case(
+            "modeltel metrics only",
+            "off",
+            METRICS_ONLY_SETTINGS,
+            drive(instrumented(predict)),
+            weight="mid",
+            bare=bare,
+            versus="hand-written OTel @1%",
+        ),
+    ]
+    for sampling in ("100%", "1%"):
+        run = drive(instrumented(predict, **full.options))
+        versus = f"hand-written OTel @{sampling}"
+        cases.append(
+            modeltel_case(
+                f"modeltel full @{sampling}",
+                sampling,
+                FULL_SETTINGS,
+                run,
+                weight="mid",
+                bare=bare,
+                versus=versus,
+            )
+        )
+    return cases
+
+
+def async_cases(pool: list[dict[str, float]], full: Full) -> list[Case]:
+    bare = "async bare call"
+    run = async_driver(instrumented(predict_async, **full.options), pool)
+    return [
+        Case(bare, async_driver(predict_async, pool), weight="mid"),
+        modeltel_case("async modeltel full @1%", "1%", FULL_SETTINGS, run, weight="mid", bare=bare),
+    ]
+
+
+def batch_cases(matrix: np.ndarray[Any, Any], full: Full) -> list[Case]:
+    bare = "batch bare predict"
+    options = {**full.options, "batch": True, "columns": COLUMNS}
+    run = batch_driver(instrumented(predict_batch, **options), matrix)
+    return [
+        Case(bare, batch_driver(predict_batch, matrix), weight="batch"),
+        modeltel_case("batch modeltel full @1%", "1%", FULL_SETTINGS, run, weight="batch", bare=bare),
+    ]
+
+
+def thread_cases(pool: list[dict[str, float]], full: Full) -> list[Case]:
+    def drive(fn: Callable[..., Any]) -> Callable[[int], None]:
+        return threaded_driver(fn, pool)
+
+    bare = "4 threads bare call"
+    run = drive(instrumented(predict, **full.options))
+    return [
+        Case(bare, drive(predict)),
+        hand_case("4 threads hand-written OTel @1%", 0.01, drive, weight="slow", bare=bare),
+        modeltel_case("4 threads modeltel full @1%", "1%", FULL_SETTINGS, run, weight="mid", bare=bare),
+    ]
