@@ -21,6 +21,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from modeltel._aggregate import Aggregator
 from modeltel._errors import ConfigurationError
+from modeltel._guarded import export_failures
 from modeltel._internal import handle_internal_errors
 from modeltel._version import __version__
 
@@ -131,14 +132,21 @@ class MergingMetricExporter(MetricExporter):
         self._aggregator = aggregator
         self._resource = resource
         self._scope = InstrumentationScope("modeltel", __version__)
+        self._pid = os.getpid()
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
+        if os.getpid() != self._pid:
+            # A forked child's copy of the parent's pipeline: the child exports through its own.
+            return MetricExportResult.SUCCESS
         merged = metrics_data
         with handle_internal_errors("metrics.merge"):
             merged = self._merge(metrics_data)
-        return self._inner.export(merged, timeout_millis=timeout_millis, **kwargs)
+        result = self._inner.export(merged, timeout_millis=timeout_millis, **kwargs)
+        if result is not MetricExportResult.SUCCESS:
+            export_failures.add("metrics")
+        return result
 
     def _merge(self, data: MetricsData) -> MetricsData:
         ours = self._aggregator.metrics()
@@ -155,7 +163,8 @@ class MergingMetricExporter(MetricExporter):
         return MetricsData([merged_first, *resources[1:]])
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return self._inner.force_flush(timeout_millis=timeout_millis)
+        return os.getpid() != self._pid or self._inner.force_flush(timeout_millis=timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+        if os.getpid() == self._pid:
+            self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)

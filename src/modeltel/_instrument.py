@@ -12,10 +12,10 @@ from typing import Any, Literal, TypeVar, overload
 from modeltel import _pipeline as stage
 from modeltel._binding import argument_getter, features_getter
 from modeltel._config import load_settings
-from modeltel._internal import handle_internal_errors
+from modeltel._internal import handle_internal_errors, report_internal_error, strict
 from modeltel._plan import Bound, Plan
 from modeltel._prediction import Prediction
-from modeltel._runtime import _state, get_runtime
+from modeltel._runtime import Runtime, _state, get_runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,6 +111,20 @@ _PLAN_KEYS = frozenset(
 )  # fmt: skip
 
 
+def _bind(plan: Plan, rt: Runtime) -> Bound | None:
+    """The plan joined to the runtime; None (predict runs bare) if that fails: promise 1."""
+    b = plan._bound
+    if b is not None and b.runtime is rt:
+        return b
+    try:
+        return plan.bound(rt)
+    except Exception as exc:
+        report_internal_error("bind", exc)
+        if strict():
+            raise
+        return None
+
+
 def _resolve(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
     tenant = features = None
     with handle_internal_errors("resolve.arguments"):
@@ -123,9 +137,9 @@ def _sync_wrapper(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         rt = _state.runtime or get_runtime()
-        if rt.settings.disabled:
+        b = rt.settings.disabled or _bind(plan, rt)
+        if b is True or b is None:
             return func(*args, **kwargs)
-        b = plan.bound(rt)
         p = stage.prepare(b, *_resolve(plan, args, kwargs))
         if p.route == stage.REJECT:
             stage.reject(b, p)
@@ -151,9 +165,9 @@ def _async_wrapper(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         rt = _state.runtime or get_runtime()
-        if rt.settings.disabled:
+        b = rt.settings.disabled or _bind(plan, rt)
+        if b is True or b is None:
             return await func(*args, **kwargs)
-        b = plan.bound(rt)
         p = await stage.prepare_async(b, *_resolve(plan, args, kwargs))
         if p.route == stage.REJECT:
             stage.reject(b, p)

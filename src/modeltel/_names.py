@@ -33,6 +33,7 @@ M_COST: Final = "ml.prediction.cost"
 M_FEATURES_SAMPLED: Final = "ml.features.sampled"
 M_INTERNAL_ERRORS: Final = "modeltel.internal_errors"
 M_DROPPED_FEATURES: Final = "modeltel.features.dropped"
+M_EXPORT_FAILURES: Final = "modeltel.export.failures"
 
 # log events
 EVENT_FEATURES: Final = "ml.features"

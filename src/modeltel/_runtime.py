@@ -9,7 +9,8 @@ within ``MODELTEL_SHUTDOWN_TIMEOUT`` whatever the collector does.
 from __future__ import annotations
 
 import atexit
-import math
+import functools
+import os
 import threading
 import uuid
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from modeltel import _names as n
 from modeltel._aggregate import Aggregator
 from modeltel._config import Settings, load_settings
 from modeltel._exporters import MergingMetricExporter, Sinks, sinks_from_env
+from modeltel._guarded import GuardedLogExporter, GuardedSpanExporter, export_failures
 from modeltel._hashing import PayloadHasher
 from modeltel._internal import error_counts, logger
 from modeltel._recorders import ApiRecorder, LocalRecorder, Recorder
@@ -49,6 +51,7 @@ class Runtime:
     tenants: TenantCap
     sinks_description: str = "none"
     owned: list[Any] = field(default_factory=list)  # providers modeltel installed and must flush
+    sink_factory: Any = None  # makes this runtime's sinks again (a forked child builds its own)
     _shutdown_done: bool = False
 
     @property
@@ -99,8 +102,15 @@ def _bounded(work: Any, timeout_s: float) -> bool:
     return bool(result and result[0])
 
 
-def build_runtime(settings: Settings, sinks: Sinks | None = None, install_globals: bool = True) -> Runtime:
-    """Create the runtime for ``settings``; ``sinks`` overrides the exporters (tests, helpers)."""
+def build_runtime(
+    settings: Settings,
+    sinks: Sinks | None = None,
+    install_globals: bool = True,
+    export_interval_millis: float | None = None,
+) -> Runtime:
+    """Create the runtime for ``settings``; ``sinks`` overrides the exporters (tests, a forked
+    child). ``export_interval_millis`` defaults to ``OTEL_METRIC_EXPORT_INTERVAL``; ``math.inf``
+    means export only on flush."""
     hasher = PayloadHasher(settings.hash_key)
     tenants = TenantCap(settings.max_tenants)
     if settings.disabled:
@@ -117,11 +127,26 @@ def build_runtime(settings: Settings, sinks: Sinks | None = None, install_global
     if sinks is None and not _all_foreign():
         sinks = sinks_from_env(settings.output)
     owned: list[Any] = []
-    tracer = _tracer(resource, sinks, own_all, install_globals, owned)
-    otel_logger = _logger(resource, sinks, own_all, install_globals, owned)
-    recorder = _recorder(settings, resource, sinks, own_all, install_globals, owned)
+    guarded = _guard(sinks) if sinks is not None else None
+    tracer = _tracer(resource, guarded, own_all, install_globals, owned)
+    otel_logger = _logger(resource, guarded, own_all, install_globals, owned)
+    recorder = _recorder(settings, resource, guarded, own_all, install_globals, owned, export_interval_millis)
     description = sinks.description if sinks else "the application's OpenTelemetry providers"
-    return Runtime(settings, tracer, otel_logger, recorder, hasher, tenants, description, owned)
+    if own_all:
+        factory: Any = _same_sinks(sinks)
+    else:
+        factory = functools.partial(sinks_from_env, settings.output)
+    return Runtime(settings, tracer, otel_logger, recorder, hasher, tenants, description, owned, factory)
+
+
+def _same_sinks(sinks: Sinks | None) -> Any:
+    return lambda: sinks
+
+
+def _guard(sinks: Sinks) -> Sinks:
+    return Sinks(
+        GuardedSpanExporter(sinks.spans), sinks.metrics, GuardedLogExporter(sinks.logs), sinks.description
+    )
 
 
 def _all_foreign() -> bool:
@@ -175,7 +200,13 @@ def _logger(
 
 
 def _recorder(
-    settings: Settings, resource: Resource, sinks: Sinks | None, own: bool, install: bool, owned: list[Any]
+    settings: Settings,
+    resource: Resource,
+    sinks: Sinks | None,
+    own: bool,
+    install: bool,
+    owned: list[Any],
+    interval: float | None,
 ) -> Recorder:
     current = metrics.get_meter_provider()
     if not own and (_foreign(current) or sinks is None):
@@ -184,9 +215,6 @@ def _recorder(
         return ApiRecorder(meter, settings.currency)
     aggregator = Aggregator(settings.currency)
     exporter = MergingMetricExporter(sinks.metrics, aggregator, resource)  # type: ignore[union-attr]
-    interval = (
-        math.inf if own else None
-    )  # tests collect on demand; deployments use OTEL_METRIC_EXPORT_INTERVAL
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval)
     provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
     # The SDK skips an export when none of its own instruments has data; this one always has.
@@ -220,9 +248,20 @@ class _State:
         self.runtime: Runtime | None = None
         self.overrides: dict[str, Any] | None = None
         self.exit_hook = False
+        self.parent: Runtime | None = None  # in a forked child: the runtime to rebuild from
+
+    def after_fork_in_child(self) -> None:
+        # The inherited pipeline (threads, connections, maybe a lock held mid-export) is left
+        # inert by its guarded exporters; the child builds its own on first use, with a fresh
+        # service.instance.id and empty aggregates, so no pre-fork count is exported twice.
+        self.lock = threading.Lock()
+        runtime = self.runtime
+        if runtime is not None and runtime.owned:
+            self.parent, self.runtime = runtime, None
 
 
 _state = _State()
+os.register_at_fork(after_in_child=_state.after_fork_in_child)
 
 
 def configure(**overrides: Any) -> Runtime:
@@ -268,7 +307,12 @@ def get_runtime() -> Runtime:
         return runtime
     with _state.lock:
         if _state.runtime is None:
-            _install(build_runtime(load_settings()), {})
+            parent = _state.parent
+            if parent is not None:
+                _state.parent = None
+                _install(build_runtime(parent.settings, parent.sink_factory(), install_globals=False), {})
+            else:
+                _install(build_runtime(load_settings()), {})
         assert _state.runtime is not None
         return _state.runtime
 

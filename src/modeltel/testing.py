@@ -14,6 +14,7 @@ With pytest, the ``modeltel_capture`` fixture does the same (the plugin loads au
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -132,7 +133,12 @@ def capture(**settings: Any) -> Iterator[Capture]:
     spans, metrics = InMemorySpanExporter(), InMemoryMetricExporter()
     logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     metrics._preferred_temporality = {k: AggregationTemporality.CUMULATIVE for k in _instrument_types()}
-    runtime = build_runtime(resolved, Sinks(spans, metrics, logs, "memory"), install_globals=False)
+    runtime = build_runtime(
+        resolved,
+        Sinks(spans, metrics, logs, "memory"),
+        install_globals=False,
+        export_interval_millis=math.inf,
+    )
     previous = install_runtime(runtime)
     try:
         yield Capture(runtime, spans, metrics, logs)
