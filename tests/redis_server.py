@@ -165,7 +165,7 @@ class RedisCluster3:
     """Three masters, slots spread by ``redis-cli --cluster create``, no replicas."""
 
     def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="modeltel-cluster-")
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
         self.nodes: list[RedisServer] = []
 
     @property
@@ -174,10 +174,11 @@ class RedisCluster3:
 
     def __enter__(self) -> RedisCluster3:
         require_redis()
+        self._dir = workdir = tempfile.TemporaryDirectory(prefix="modeltel-cluster-")
         try:
             for _ in range(3):
                 port = free_port(with_bus=True)
-                conf = str(Path(self._dir.name) / f"nodes-{port}.conf")
+                conf = str(Path(workdir.name) / f"nodes-{port}.conf")
                 args = (
                     "--cluster-enabled",
                     "yes",
@@ -186,7 +187,7 @@ class RedisCluster3:
                     "--cluster-node-timeout",
                     "5000",
                 )
-                self.nodes.append(RedisServer(port, args, cwd=self._dir.name).start())
+                self.nodes.append(RedisServer(port, args, cwd=workdir.name).start())
             self._create()
         except BaseException:
             self.__exit__(None, None, None)
@@ -209,7 +210,8 @@ class RedisCluster3:
     ) -> None:
         for node in self.nodes:
             node.stop()
-        self._dir.cleanup()
+        if self._dir is not None:
+            self._dir.cleanup()
 
 
 # -- load generators shared by the Redis and Redis Cluster tests ------------------------------

@@ -48,3 +48,21 @@ def test_strict_mode_makes_our_bugs_loud() -> None:
     """In modeltel's own suite (MODELTEL_STRICT=1) the same bug raises, so it cannot hide."""
     with capture(), pytest.raises(ZeroDivisionError):
         bad_score({"a": 1.0})
+
+
+def test_failed_exports_are_counted(tmp_path: object) -> None:
+    """A span exporter that fails has its spans counted in modeltel.export.failures."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    from modeltel import _names as n
+    from modeltel._guarded import GuardedSpanExporter, export_failures
+
+    class Refusing(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.FAILURE
+
+    before = export_failures.snapshot().get("traces", 0)
+    assert GuardedSpanExporter(Refusing()).export([object(), object()]) is SpanExportResult.FAILURE  # type: ignore[list-item]
+    assert export_failures.snapshot()["traces"] == before + 2
+    with capture() as c:
+        assert c.counter(n.M_EXPORT_FAILURES, signal="traces") == before + 2

@@ -8,8 +8,9 @@ import os
 import pickle
 import random
 import select
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -34,6 +35,15 @@ def limiter(
     return Limiter(rates=parse_rate_limits(rates), budgets=parse_budgets(budgets), clock=clock, **kw)  # type: ignore[arg-type]
 
 
+@pytest.fixture
+def fast_switching() -> Iterator[None]:
+    """Make threads switch every microsecond so storms really interleave."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(old)
+
+
 def storm(lim: Limiter, tenant: str, threads: int, per_thread: int, cost: float = 0.0) -> list[Admission]:
     """Release ``threads`` threads at once on a barrier; each calls admit ``per_thread`` times."""
     barrier = threading.Barrier(threads)
@@ -51,7 +61,7 @@ def storm(lim: Limiter, tenant: str, threads: int, per_thread: int, cost: float 
     return [a for r in results for a in r]
 
 
-def test_thread_storm_admits_exactly_the_burst() -> None:
+def test_thread_storm_admits_exactly_the_burst(fast_switching: None) -> None:
     """16 threads x 8 calls against burst 25 (no refill during the test) admit exactly 25, repeatedly."""
     lim = limiter("*=25/day")
     for round_ in range(40):
@@ -62,7 +72,7 @@ def test_thread_storm_admits_exactly_the_burst() -> None:
     assert (lim.stats.admitted, lim.stats.rate_limited) == (40 * 25, 40 * 103)
 
 
-def test_thread_storm_never_overspends_a_budget() -> None:
+def test_thread_storm_never_overspends_a_budget(fast_switching: None) -> None:
     """16 threads x 8 calls of cost 1 against a budget of 37 admit exactly 37."""
     lim = limiter(budgets="*=37/day")
     for round_ in range(20):
@@ -175,7 +185,7 @@ def test_ledger_matches_an_independent_tally() -> None:
     assert lim._local.ledger_totals("acme") == (tally, 0)
 
 
-def test_threads_settling_concurrently_keep_the_ledger_exact() -> None:
+def test_threads_settling_concurrently_keep_the_ledger_exact(fast_switching: None) -> None:
     """8 threads admitting and settling at once leave spend == sum of settled costs, nothing reserved."""
     lim = limiter(budgets="acme=1000000/day")
     barrier = threading.Barrier(8)

@@ -228,11 +228,20 @@ def _register_internal_errors(meter: metrics.Meter) -> None:
     def observe(_: CallbackOptions) -> list[Observation]:
         return [Observation(error_counts.total())]
 
+    def observe_exports(_: CallbackOptions) -> list[Observation]:
+        return [Observation(v, {"signal": s}) for s, v in export_failures.snapshot().items()]
+
     meter.create_observable_counter(
         n.M_INTERNAL_ERRORS,
         callbacks=[observe],
         unit="{error}",
         description="Failures inside modeltel, swallowed",
+    )
+    meter.create_observable_counter(
+        n.M_EXPORT_FAILURES,
+        callbacks=[observe_exports],
+        unit="{item}",
+        description="Spans, log records and metric exports that failed to send",
     )
 
 

@@ -18,6 +18,9 @@ the n-th ``TAT >= start + n*T``, and admission needs ``TAT <= t + tau <= start +
 it only uses the clock readings of the admitted calls. Rounding ``T`` up can only admit less
 (by under one time unit per call). Integer arithmetic makes the bound exact, not approximate,
 for times read at the backend's resolution.
+
+The step itself lives where the state does, in ``MemoryStore.admit`` and in the Redis admit
+script, each a handful of integer operations.
 """
 
 from __future__ import annotations
@@ -49,12 +52,3 @@ def compile_rate(rate: Rate, units_per_s: int, divisor: int = 1) -> RateRule:
     burst = max(1, rate.burst // divisor)
     spec = str(rate) if divisor == 1 else f"{rate} shared by {divisor} replicas"
     return RateRule(interval=interval, tolerance=burst * interval, spec=spec)
-
-
-def gcra(tat: int, now: int, rule: RateRule) -> tuple[int, int]:
-    """One decision: ``(new_tat, 0)`` to admit, or ``(tat, wait)`` with ``wait > 0`` units to deny."""
-    new_tat = (tat if tat > now else now) + rule.interval
-    wait = new_tat - rule.tolerance - now
-    if wait > 0:
-        return tat, wait
-    return new_tat, 0

@@ -128,7 +128,9 @@ class Limiter:
         """Decide one call for ``tenant`` and reserve ``cost`` against its budget; never raises."""
         if not self.enabled:
             return ALLOWED
-        rate, budget = self._rules.lookup(tenant)
+        rules = self._rules  # lookup() inlined: this is the hot path
+        rate = rules.rates.get(tenant, rules.rate_any)
+        budget = rules.budgets.get(tenant, rules.budget_any)
         if rate is None and budget is None:
             return ALLOWED
         try:

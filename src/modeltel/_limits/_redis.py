@@ -7,10 +7,12 @@ hash tag ``{modeltel:<scope>:<tenant>}`` so they live in one cluster slot; all o
 (the rate key until its TAT, budget keys until the window ends plus the lease and a minute).
 
 Clients are built lazily with ``socket_timeout`` and ``socket_connect_timeout`` set to the
-limiter's ``timeout_s`` and no retries; this module raises whatever the client raises and leaves
-the failure policy to the limiter. ``redis+cluster://host:port`` selects ``RedisCluster``. The
-async path keeps one ``redis.asyncio`` client per event loop, since their connections are bound
-to the loop that opened them.
+limiter's ``timeout_s`` and no retries (a caller may also wait up to ``timeout_s`` for a free
+pooled connection when more than ``_POOL_SIZE`` calls are in flight); this module raises
+whatever the client raises and leaves the failure policy to the limiter.
+``redis+cluster://host:port`` selects ``RedisCluster``. The async path keeps one
+``redis.asyncio`` client per event loop, since their connections are bound to the loop that
+opened them.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ from modeltel._limits._scripts import ADMIT_LUA, SETTLE_LUA
 CLUSTER_SCHEME = "redis+cluster://"
 _ESCAPES = str.maketrans({"%": "%25", ":": "%3A", "{": "%7B", "}": "%7D"})
 _KEY_GRACE_S = 60
+# Connections per client. Callers beyond this many at once wait up to timeout_s for one (then
+# the failure policy decides) instead of opening sockets without bound. Cluster clients have a
+# pool per node that cannot wait, so theirs is larger.
+_POOL_SIZE = 128
+_CLUSTER_CONNECTIONS = 1024
 
 
 class _Script:
@@ -80,6 +87,8 @@ class RedisStore:
         self._lock = threading.Lock()
         self._sync: Any = None
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._async_init: weakref.WeakKeyDictionary[Any, asyncio.Future[Any]] = weakref.WeakKeyDictionary()
+        self._async_ready: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
         self._token = os.urandom(6).hex()
         self._ids = itertools.count(1)
 
@@ -87,21 +96,21 @@ class RedisStore:
 
     def admit(self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int) -> Admission:
         """One round trip: decide and reserve atomically on the server."""
-        keys, args = self._admit_call(tenant, rate, budget, cost)
+        keys, args, lease = self._admit_call(tenant, rate, budget, cost)
         reply = self._eval(_ADMIT, keys, args)
-        return self._admission(tenant, rate, budget, cost, args[6], reply)
+        return self._admission(tenant, rate, budget, cost, lease, reply)
 
     async def admit_async(
         self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int
     ) -> Admission:
         """``admit`` over this event loop's ``redis.asyncio`` client."""
-        keys, args = self._admit_call(tenant, rate, budget, cost)
+        keys, args, lease = self._admit_call(tenant, rate, budget, cost)
         reply = await self._eval_async(_ADMIT, keys, args)
-        return self._admission(tenant, rate, budget, cost, args[6], reply)
+        return self._admission(tenant, rate, budget, cost, lease, reply)
 
     def _admit_call(
         self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int
-    ) -> tuple[list[str], list[str | int]]:
+    ) -> tuple[list[str], list[str | int], str]:
         prefix = key_prefix(self._scope, tenant)
         lease = f"{self._token}.{next(self._ids)}" if budget is not None and cost else ""
         args: list[str | int] = [
@@ -114,11 +123,11 @@ class RedisStore:
             lease,
             self._grace,
         ]
-        return [prefix + ":rate", prefix + ":budget", prefix + ":leases"], args
+        return [prefix + ":rate", prefix + ":budget", prefix + ":leases"], args, lease
 
     @staticmethod
     def _admission(
-        tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int, lease: object, reply: Any
+        tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int, lease: str, reply: Any
     ) -> Admission:
         code = int(reply[0])
         if code == 1:
@@ -181,11 +190,23 @@ class RedisStore:
 
     async def _eval_async(self, script: _Script, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         client = self._async_client()
+        if self._cluster and not self._async_ready.get(client, False):
+            await self._initialize(client)
         try:
             return await client.evalsha(script.sha, len(keys), *keys, *args)
         except NoScriptError:
             self._on_script_load()
             return await client.eval(script.source, len(keys), *keys, *args)
+
+    async def _initialize(self, client: Any) -> None:
+        # redis.asyncio's RedisCluster initialises lazily on first use, and concurrent first uses
+        # race (one coroutine's initialisation closes connections another is reading). All
+        # callers await the same task instead; a failed attempt is retried by the next caller.
+        task = self._async_init.get(client)
+        if task is None or (task.done() and task.exception() is not None):
+            task = self._async_init[client] = asyncio.ensure_future(client.initialize())
+        await asyncio.shield(task)
+        self._async_ready[client] = True
 
     def _options(self) -> dict[str, Any]:
         return {
@@ -200,9 +221,19 @@ class RedisStore:
                 retry = Retry(NoBackoff(), 0)
                 if self._cluster:
                     url = "redis://" + self._url[len(CLUSTER_SCHEME) :]
-                    self._sync = redis.cluster.RedisCluster.from_url(url, retry=retry, **self._options())
+                    self._sync = redis.cluster.RedisCluster.from_url(
+                        url, retry=retry, max_connections=_CLUSTER_CONNECTIONS, **self._options()
+                    )
                 else:
-                    self._sync = redis.Redis.from_url(self._url, retry=retry, **self._options())
+                    pool = redis.BlockingConnectionPool.from_url(
+                        self._url,
+                        max_connections=_POOL_SIZE,
+                        timeout=self._timeout,
+                        retry=retry,
+                        **self._options(),
+                    )
+                    self._sync = redis.Redis(connection_pool=pool)
+                    self._sync.auto_close_connection_pool = True
             return self._sync
 
     def _async_client(self) -> Any:
@@ -212,9 +243,19 @@ class RedisStore:
             retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
             if self._cluster:
                 url = "redis://" + self._url[len(CLUSTER_SCHEME) :]
-                client = redis.asyncio.cluster.RedisCluster.from_url(url, retry=retry, **self._options())
+                client = redis.asyncio.cluster.RedisCluster.from_url(
+                    url, retry=retry, max_connections=_CLUSTER_CONNECTIONS, **self._options()
+                )
             else:
-                client = redis.asyncio.Redis.from_url(self._url, retry=retry, **self._options())
+                pool = redis.asyncio.BlockingConnectionPool.from_url(
+                    self._url,
+                    max_connections=_POOL_SIZE,
+                    timeout=self._timeout,
+                    retry=retry,
+                    **self._options(),
+                )
+                client = redis.asyncio.Redis(connection_pool=pool)
+                client.auto_close_connection_pool = True
             self._async[loop] = client
         return client
 
