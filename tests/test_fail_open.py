@@ -32,7 +32,7 @@ def test_score_extractor_that_raises_is_swallowed(lenient: None, caplog: pytest.
         assert [bad_score({"a": 1.0}) for _ in range(3)] == ["result"] * 3
         assert c.counter("ml.predictions", **{"ml.outcome": "ok"}) == 3
     assert error_counts.total() - before == 3
-    assert len([r for r in caplog.records if "score" in r.getMessage()]) == 1
+    assert len([r for r in caplog.records if "output" in r.getMessage()]) == 1
 
 
 def test_unserialisable_feature_is_swallowed(lenient: None) -> None:

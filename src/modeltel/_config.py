@@ -78,6 +78,13 @@ def _parse_non_negative(raw: str) -> float:
     return value
 
 
+def _parse_positive(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("expected a finite number > 0")
+    return value
+
+
 def _parse_positive_int(raw: str) -> int:
     value = int(raw)
     if value < 1:
@@ -132,7 +139,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "currency": _text,
     "limits_backend": _backend,
     "limits_on_error": _one_of("open", "closed", "local"),
-    "limits_timeout_ms": _parse_non_negative,
+    "limits_timeout_ms": _parse_positive,
     "replicas": _parse_positive_int,
     "hash_key": lambda raw: raw,
     "output": _text,

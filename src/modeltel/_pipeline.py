@@ -12,6 +12,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN
 
 from modeltel import _names as n
 from modeltel._errors import BudgetExceeded, ContractViolation, RateLimited
@@ -27,24 +28,34 @@ PRIMARY, FALLBACK, REJECT = 0, 1, 2
 
 
 def prepare(b: Bound, tenant: Any, features: Any, admission: Any = None) -> Prediction:
-    """Every stage before predict runs; decides the route (primary, fallback or reject)."""
+    """Every stage before predict runs; decides the route (primary, fallback or reject).
+
+    One guard for the whole phase: a failure in one stage skips the rest of the phase and
+    predict still runs (promise 1), at the cost of one try block instead of one per stage.
+    """
     p = Prediction(b)
     p.prediction_id = new_prediction_id()
     p.features = features
-    with handle_internal_errors("resolve"):
-        p.tenant = clean_tenant(tenant)
+    site = "resolve"
+    try:
+        p.tenant = tenant if type(tenant) is str and len(tenant) <= 64 else clean_tenant(tenant)
         if b.plan.batch:
             p.rows = _row_count(features)
-    with handle_internal_errors("admit"):
         if admission is not None:
+            site = "admit"
             apply_admission(b, p, admission)
-        else:
+        elif b.limiter is not None:
+            site = "admit"
             admit(b, p)
-    if p.route == PRIMARY and b.plan.contract is not None:
-        with handle_internal_errors("validate"):
+        if p.route == PRIMARY and b.plan.contract is not None:
+            site = "validate"
             validate(b, p)
-    with handle_internal_errors("identify"):
+        site = "identify"
         identify(b, p)
+    except Exception as exc:
+        report_internal_error(site, exc)
+        if strict():
+            raise
     return p
 
 
@@ -139,7 +150,11 @@ def _row_count(features: Any) -> int:
 
 
 def start_span(b: Bound, p: Prediction) -> Any:
-    """Start the span (recording only when the trace sampler keeps it) and make it current."""
+    """Start the span and make it current, only when the trace sampler keeps the call."""
+    gate = b.span_gate
+    if gate is not None and not gate():
+        set_current(p)
+        return None
     try:
         p.span = b.tracer.start_span(b.plan.span_name, attributes=b.plan.span_attrs)
         token = otel_context.attach(trace.set_span_in_context(p.span))
@@ -160,10 +175,13 @@ def end_span(token: Any) -> None:
 def succeed(b: Bound, p: Prediction, output: Any, duration: float) -> None:
     """Predict returned: extract score and decision, settle cost, record everything."""
     p.duration = duration
-    with handle_internal_errors("score"):
+    try:
         _take_output(b, p, output)
-    with handle_internal_errors("settle"):
         settle(b, p, output)
+    except Exception as exc:
+        report_internal_error("output", exc)
+        if strict():
+            raise
     conclude(b, p, None)
 
 
@@ -173,8 +191,9 @@ def fail(b: Bound, p: Prediction, exc: BaseException, duration: float) -> None:
     p.outcome = n.ERROR
     p.sampled = True
     with handle_internal_errors("release"):
-        if p.admission is not None and b.limiter is not None and p.admission.allowed:
-            b.limiter.release(p.admission)
+        a = p.admission
+        if a is not None and a.allowed and a.lease:
+            b.limiter.release(a)
     conclude(b, p, exc)
 
 
@@ -205,23 +224,26 @@ def settle(b: Bound, p: Prediction, output: Any) -> None:
     """The actual cost: ``p.record(cost=)``, else ``cost=`` (number or callable), else the rate."""
     if p.cost is None:
         cost = b.plan.cost
-        if callable(cost):
-            p.cost = float(cost(output, p.features))
-        else:
-            p.cost = expected_cost(b, p)
-    if p.admission is not None and b.limiter is not None and p.admission.allowed:
-        b.limiter.settle(p.admission, p.cost)
+        p.cost = float(cost(output, p.features)) if callable(cost) else expected_cost(b, p)
+    a = p.admission
+    # Only a budget reservation needs settling (an unsettled one is freed when its lease ends).
+    if a is not None and a.allowed and a.lease:
+        b.limiter.settle(a, p.cost)
 
 
 def conclude(b: Bound, p: Prediction, exc: BaseException | None) -> None:
     """Record metrics, the span's attributes and the sampled feature records; end the span."""
-    with handle_internal_errors("record.metrics"):
+    try:
         _record_metrics(b, p)
-    with handle_internal_errors("record.features"):
         if p.sampled:
             emit_feature_records(b, p)
-    with handle_internal_errors("record.span"):
-        _finish_span(p, exc)
+    except Exception as error:
+        report_internal_error("record", error)
+        if strict():
+            raise
+    if p.span is not INVALID_SPAN:
+        with handle_internal_errors("record.span"):
+            _finish_span(p, exc)
 
 
 def _record_metrics(b: Bound, p: Prediction) -> None:

@@ -35,6 +35,7 @@ from modeltel._guarded import GuardedLogExporter, GuardedSpanExporter, export_fa
 from modeltel._hashing import PayloadHasher
 from modeltel._internal import error_counts, logger
 from modeltel._recorders import ApiRecorder, LocalRecorder, Recorder
+from modeltel._sampling import sampler_from_env
 from modeltel._tenants import TenantCap
 from modeltel._version import __version__
 
@@ -52,6 +53,7 @@ class Runtime:
     sinks_description: str = "none"
     owned: list[Any] = field(default_factory=list)  # providers modeltel installed and must flush
     sink_factory: Any = None  # makes this runtime's sinks again (a forked child builds its own)
+    span_gate: Any = None  # predicts the sampler's decision where modeltel built the sampler
     _shutdown_done: bool = False
 
     @property
@@ -128,7 +130,8 @@ def build_runtime(
         sinks = sinks_from_env(settings.output)
     owned: list[Any] = []
     guarded = _guard(sinks) if sinks is not None else None
-    tracer = _tracer(resource, guarded, own_all, install_globals, owned)
+    gates: list[Any] = []
+    tracer = _tracer(resource, guarded, own_all, install_globals, owned, gates)
     otel_logger = _logger(resource, guarded, own_all, install_globals, owned)
     recorder = _recorder(settings, resource, guarded, own_all, install_globals, owned, export_interval_millis)
     description = sinks.description if sinks else "the application's OpenTelemetry providers"
@@ -136,7 +139,9 @@ def build_runtime(
         factory: Any = _same_sinks(sinks)
     else:
         factory = functools.partial(sinks_from_env, settings.output)
-    return Runtime(settings, tracer, otel_logger, recorder, hasher, tenants, description, owned, factory)
+    runtime = Runtime(settings, tracer, otel_logger, recorder, hasher, tenants, description, owned, factory)
+    runtime.span_gate = gates[0] if gates else None
+    return runtime
 
 
 def _same_sinks(sinks: Sinks | None) -> Any:
@@ -174,13 +179,15 @@ _installed_by_us: set[int] = set()
 
 
 def _tracer(
-    resource: Resource, sinks: Sinks | None, own: bool, install: bool, owned: list[Any]
+    resource: Resource, sinks: Sinks | None, own: bool, install: bool, owned: list[Any], gates: list[Any]
 ) -> trace.Tracer:
     current = trace.get_tracer_provider()
     if not own and (_foreign(current) or sinks is None):
         return current.get_tracer("modeltel", __version__)
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    sampler, gate, ids = sampler_from_env()
+    provider = TracerProvider(resource=resource, sampler=sampler, id_generator=ids, shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(sinks.spans))  # type: ignore[union-attr]
+    gates.append(gate)
     owned.append(provider)
     _maybe_install(install, provider, trace.set_tracer_provider, current)
     return provider.get_tracer("modeltel", __version__)
