@@ -43,9 +43,19 @@ def _run(env: dict[str, str], timeout: float = 60) -> tuple[dict[str, Any], floa
     return json.loads(proc.stdout.strip().splitlines()[-1]), elapsed
 
 
+def _features(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rec for rec in logs if rec["event_name"] == "ml.features"]
+
+
+def _record_rows(logs: list[dict[str, Any]]) -> int:
+    return sum(
+        len(rec["body"]["prediction_id"]) for rec in logs if rec["event_name"] == "ml.prediction.records"
+    )
+
+
 def _received_everything(r: OtlpReceiver) -> bool:
     spans = len(r.spans()) >= CALLS
-    logs = len(r.logs()) >= ERRORS
+    logs = len(_features(r.logs())) >= ERRORS and _record_rows(r.logs()) >= CALLS
     return spans and logs and metric_total(r.metrics(), "ml.predictions") >= CALLS
 
 
@@ -82,10 +92,11 @@ def test_spans_metrics_and_logs_arrive_over_the_wire(protocol: str) -> None:
     durations = [p for p in metrics if p["name"] == "ml.prediction.duration"]
     assert sum(p["count"] for p in durations) == CALLS and durations[0]["unit"] == "s"
 
-    assert len(logs) == ERRORS  # rate 0: only the calls that raised are sampled
-    assert {rec["event_name"] for rec in logs} == {"ml.features"}
-    assert {rec["attributes"]["ml.outcome"] for rec in logs} == {"error"}
-    assert logs[0]["body"] == {"features": {"x": -1}}
+    features = _features(logs)
+    assert len(features) == ERRORS  # rate 0: only the calls that raised are sampled
+    assert {rec["attributes"]["ml.outcome"] for rec in features} == {"error"}
+    assert features[0]["body"] == {"features": {"x": -1}}
+    assert _record_rows(logs) == CALLS  # one compact record per call
 
 
 def _fail_open_env(endpoint: str, protocol: str) -> dict[str, str]:

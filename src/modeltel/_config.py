@@ -47,6 +47,8 @@ class Settings:
     """``MODELTEL_HASH_KEY``: secret that keys the payload hash (keyed BLAKE2b instead of xxh3)."""
     output: str = "./telemetry"
     """``MODELTEL_OUTPUT``: folder for OTLP-JSON files when no OTLP endpoint is set."""
+    prediction_records: float = 1.0
+    """``MODELTEL_PREDICTION_RECORDS``: fraction of calls with a compact record (id, hash, score...)."""
     max_tenants: int = 100
     """``MODELTEL_MAX_TENANTS``: distinct ``ml.tenant`` metric values before ``__other__``."""
     max_feature_bytes: int = 65536
@@ -143,6 +145,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "replicas": _parse_positive_int,
     "hash_key": lambda raw: raw,
     "output": _text,
+    "prediction_records": _parse_fraction,
     "max_tenants": _parse_positive_int,
     "max_feature_bytes": _parse_positive_int,
     "shutdown_timeout_s": _parse_non_negative,

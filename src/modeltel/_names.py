@@ -37,6 +37,8 @@ M_EXPORT_FAILURES: Final = "modeltel.export.failures"
 
 # log events
 EVENT_FEATURES: Final = "ml.features"
+EVENT_RECORDS: Final = "ml.prediction.records"
+EVENT_OUTCOME: Final = "ml.outcome"
 
 # outcomes
 OK: Final = "ok"

@@ -8,6 +8,7 @@ Stages never raise into the caller, except the three public exceptions when poli
 
 from __future__ import annotations
 
+from time import time_ns
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -130,6 +131,7 @@ def identify(b: Bound, p: Prediction) -> None:
 
         hashes = row_hashes(b, p.features)
         p.row_hashes = [f"{h:016x}" for h in hashes]
+        p.in_records = b.records is not None
         p.payload_hash = p.row_hashes[0] if p.row_hashes else ""
         p.sample_rows = rows_to_sample(b, p, hashes)
         p.sampled = bool(p.sample_rows)
@@ -137,6 +139,7 @@ def identify(b: Bound, p: Prediction) -> None:
     h = b.hasher.hash_int(_mapping(b, p.features))
     p.payload_hash = f"{h:016x}"
     p.sampled = h < b.sample_below or bool(p.violations)
+    p.in_records = h < b.records_below and b.records is not None
 
 
 def _mapping(b: Bound, features: Any) -> Any:
@@ -235,6 +238,8 @@ def conclude(b: Bound, p: Prediction, exc: BaseException | None) -> None:
     """Record metrics, the span's attributes and the sampled feature records; end the span."""
     try:
         _record_metrics(b, p)
+        if p.in_records:
+            _add_record(b, p)
         if p.sampled:
             emit_feature_records(b, p)
     except Exception as error:
@@ -253,6 +258,23 @@ def _record_metrics(b: Bound, p: Prediction) -> None:
         b.recorder.record_batch(cell, p.rows, p.duration, p.scores, cost, len(p.sample_rows))
     else:
         b.recorder.record(cell, p.duration, p.score, cost, p.sampled)
+
+
+def _add_record(b: Bound, p: Prediction) -> None:
+    now = time_ns()
+    cost = p.cost or 0.0
+    if not p.rows:
+        b.records.add(
+            (p.prediction_id, p.payload_hash, p.tenant, p.score, p.decision, p.outcome, now, p.duration, cost)
+        )
+        return
+    scores = p.scores.tolist() if p.scores is not None else [None] * p.rows
+    per_row_cost = cost / p.rows
+    below = b.records_below
+    for i, (h, s) in enumerate(zip(p.row_hashes, scores, strict=False)):
+        if int(h, 16) < below:
+            row_id = f"{p.prediction_id}/{i}"
+            b.records.add((row_id, h, p.tenant, s, p.decision, p.outcome, now, p.duration, per_row_cost))
 
 
 def _finish_span(p: Prediction, exc: BaseException | None) -> None:

@@ -130,6 +130,11 @@ class Bound:
         self.max_feature_bytes = settings.max_feature_bytes
         self.cost_per_row = settings.cost_per_1k / 1000.0
         self.limiter = _limiter(plan, runtime)
+        records = runtime.records
+        self.records = None if records is None else records.buffer_for(plan.model, plan.version, plan.targets)
+        self.records_below = (
+            int(settings.prediction_records * 2**64) if settings.prediction_records < 1.0 else 2**64
+        )
         self.limiter_remote = self.limiter is not None and settings.limits_backend != "memory"
         self._cells: dict[tuple[str, str], Any] = {}
 

@@ -46,6 +46,7 @@ class Prediction:
         "decision",
         "duration",
         "features",
+        "in_records",
         "outcome",
         "payload_hash",
         "prediction_id",
@@ -75,6 +76,7 @@ class Prediction:
         self.outcome = n.OK
         self.violations: list[Any] = []
         self.sampled = False
+        self.in_records = False
         self.rows = 0  # 0: a single-row call; otherwise the batch size
         self.row_hashes: list[str] = []
         self.sample_rows: list[int] = []

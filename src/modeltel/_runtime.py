@@ -35,6 +35,7 @@ from modeltel._guarded import GuardedLogExporter, GuardedSpanExporter, export_fa
 from modeltel._hashing import PayloadHasher
 from modeltel._internal import error_counts, logger
 from modeltel._recorders import ApiRecorder, LocalRecorder, Recorder
+from modeltel._records import RecordSink
 from modeltel._sampling import sampler_from_env
 from modeltel._tenants import TenantCap
 from modeltel._version import __version__
@@ -54,6 +55,7 @@ class Runtime:
     owned: list[Any] = field(default_factory=list)  # providers modeltel installed and must flush
     sink_factory: Any = None  # makes this runtime's sinks again (a forked child builds its own)
     span_gate: Any = None  # predicts the sampler's decision where modeltel built the sampler
+    records: Any = None  # the RecordSink of per-call prediction records
     _shutdown_done: bool = False
 
     @property
@@ -62,6 +64,8 @@ class Runtime:
 
     def force_flush(self, timeout_s: float | None = None) -> bool:
         """Export everything recorded so far; True when every provider flushed in time."""
+        if self.records is not None:
+            self.records.flush()
         return _bounded(
             lambda: all(p.force_flush() is not False for p in self.owned), self._deadline(timeout_s)
         )
@@ -71,6 +75,8 @@ class Runtime:
         if self._shutdown_done:
             return True
         self._shutdown_done = True
+        if self.records is not None:
+            self.records.stop()
         return _bounded(lambda: _shutdown_all(self.owned), self._deadline(timeout_s))
 
     def _deadline(self, timeout_s: float | None) -> float:
@@ -141,6 +147,8 @@ def build_runtime(
         factory = functools.partial(sinks_from_env, settings.output)
     runtime = Runtime(settings, tracer, otel_logger, recorder, hasher, tenants, description, owned, factory)
     runtime.span_gate = gates[0] if gates else None
+    if settings.prediction_records > 0:
+        runtime.records = RecordSink(otel_logger)
     return runtime
 
 
