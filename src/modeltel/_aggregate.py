@@ -65,12 +65,27 @@ class Hist:
 
 
 class Cell:
-    """All per-prediction metrics of one (model, version, tenant, outcome) attribute set."""
+    """All per-prediction metrics of one (model, version, tenant, outcome[, class]) attribute set.
 
-    __slots__ = ("attrs", "cost", "duration", "non_finite", "predictions", "sampled", "score", "start_ns")
+    ``attrs`` may carry ``ml.prediction.class``; only ``ml.predictions`` is exported with it
+    (``base`` is the set without it), so classes do not multiply histogram series.
+    """
+
+    __slots__ = (
+        "attrs",
+        "base",
+        "cost",
+        "duration",
+        "non_finite",
+        "predictions",
+        "sampled",
+        "score",
+        "start_ns",
+    )
 
     def __init__(self, attrs: dict[str, str]) -> None:
         self.attrs = attrs
+        self.base = {k: v for k, v in attrs.items() if k != n.PREDICTED_CLASS}
         self.start_ns = time.time_ns()
         self.predictions = 0
         self.non_finite = 0
@@ -86,19 +101,35 @@ class Aggregator:
     def __init__(self, currency: str = "USD") -> None:
         self.currency = currency
         self._lock = threading.Lock()
-        self._cells: dict[tuple[str, str, str, str], Cell] = {}
+        self._cells: dict[tuple[str, ...], Cell] = {}
         self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
+        self._in_flight: dict[tuple[tuple[str, str], ...], list[int]] = {}
         _forksafe.register(self)
 
-    def cell(self, model: str, version: str, tenant: str, outcome: str) -> Cell:
+    def cell(self, model: str, version: str, tenant: str, outcome: str, cls: str | None = None) -> Cell:
         """The series for one attribute set, created on first use."""
-        key = (model, version, tenant, outcome)
+        key = (model, version, tenant, outcome, cls or "")
         cell = self._cells.get(key)
         if cell is None:
             attrs = {n.MODEL_NAME: model, n.MODEL_VERSION: version, n.TENANT: tenant, n.OUTCOME: outcome}
+            if cls is not None:
+                attrs[n.PREDICTED_CLASS] = cls
             with self._lock:
                 cell = self._cells.setdefault(key, Cell(attrs))
         return cell
+
+    def enter(self, key: tuple[tuple[str, str], ...]) -> None:
+        """A prediction started (the in-flight gauge)."""
+        with self._lock:
+            slot = self._in_flight.get(key)
+            if slot is None:
+                slot = self._in_flight[key] = [0, time.time_ns()]
+            slot[0] += 1
+
+    def leave(self, key: tuple[tuple[str, str], ...]) -> None:
+        """A prediction finished."""
+        with self._lock:
+            self._in_flight[key][0] -= 1
 
     def record(self, cell: Cell, duration: float, score: float | None, cost: float, sampled: bool) -> None:
         """One single-row prediction."""
@@ -156,18 +187,63 @@ class Aggregator:
             counters = [
                 (name, dict(attrs), v, int(start)) for (name, attrs), (v, start) in self._counters.items()
             ]
-        return _cell_metrics(cells, now, self.currency) + _counter_metrics(counters, now)
+            in_flight = [(dict(key), v, start) for key, (v, start) in self._in_flight.items()]
+        cell_metrics = _cell_metrics(cells, now, self.currency)
+        return cell_metrics + _counter_metrics(counters, now) + _gauge(in_flight, now)
 
     def _after_fork(self) -> None:
         # A child starts with empty series: counts made before the fork belong to the parent.
         self._lock = threading.Lock()
         self._cells = {}
         self._counters = {}
+        self._in_flight = {}
 
 
-def _snapshot(c: Cell) -> Cell:
+def _gauge(in_flight: list[tuple[dict[str, str], int, int]], now: int) -> list[Metric]:
+    if not in_flight:
+        return []
+    points = [
+        NumberDataPoint(attributes=a, start_time_unix_nano=s, time_unix_nano=now, value=v)
+        for a, v, s in in_flight
+    ]
+    data = Sum(
+        data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE, is_monotonic=False
+    )
+    return [Metric(name=n.M_IN_FLIGHT, description="Predictions running now", unit="{prediction}", data=data)]
+
+
+def _merged_over_class(cells: list[Cell]) -> list[Cell]:
+    """Cells that differ only by class, added together (for every metric but ml.predictions)."""
+    if not any(n.PREDICTED_CLASS in c.attrs for c in cells):
+        return cells
+    merged: dict[tuple[tuple[str, str], ...], Cell] = {}
+    for c in cells:
+        key = tuple(sorted(c.base.items()))
+        into = merged.get(key)
+        if into is None:
+            merged[key] = _snapshot(c, attrs=c.base)
+            continue
+        into.start_ns = min(into.start_ns, c.start_ns)
+        into.non_finite += c.non_finite
+        into.sampled += c.sampled
+        into.cost += c.cost
+        _add_hist(into.duration, c.duration)
+        _add_hist(into.score, c.score)
+    return list(merged.values())
+
+
+def _add_hist(into: Hist, h: Hist) -> None:
+    into.counts = [a + b for a, b in zip(into.counts, h.counts, strict=True)]
+    into.count += h.count
+    into.sum += h.sum
+    into.min = min(into.min, h.min)
+    into.max = max(into.max, h.max)
+
+
+def _snapshot(c: Cell, attrs: dict[str, str] | None = None) -> Cell:
     copy = Cell.__new__(Cell)
-    copy.attrs, copy.start_ns = c.attrs, c.start_ns
+    copy.attrs = c.attrs if attrs is None else attrs
+    copy.base, copy.start_ns = c.base, c.start_ns
     copy.predictions, copy.non_finite, copy.sampled, copy.cost = (
         c.predictions,
         c.non_finite,
@@ -192,16 +268,20 @@ def _sum_metric(name: str, unit: str, desc: str, points: list[NumberDataPoint]) 
 
 
 def _number_points(cells: list[Cell], attr: str, now: int, attrs_of: Any = None) -> list[NumberDataPoint]:
-    points = []
+    # Cells whose attributes coincide once attrs_of drops one (e.g. the outcome) are one series.
+    series: dict[tuple[tuple[str, str], ...], list[Any]] = {}
     for c in cells:
         value = getattr(c, attr)
         if value:
             attrs = c.attrs if attrs_of is None else attrs_of(c)
-            points.append(
-                NumberDataPoint(
-                    attributes=attrs, start_time_unix_nano=c.start_ns, time_unix_nano=now, value=value
-                )
-            )
+            slot = series.setdefault(tuple(sorted(attrs.items())), [attrs, 0, c.start_ns])
+            slot[1] += value
+            slot[2] = min(slot[2], c.start_ns)
+    points = []
+    for attrs, value, start in series.values():
+        points.append(
+            NumberDataPoint(attributes=attrs, start_time_unix_nano=start, time_unix_nano=now, value=value)
+        )
     return points
 
 
@@ -232,14 +312,12 @@ def _without_outcome(c: Cell) -> dict[str, str]:
 
 def _cell_metrics(cells: list[Cell], now: int, currency: str) -> list[Metric]:
     out = []
+    points = _number_points(cells, "predictions", now)
+    if points:
+        desc = "Predictions by outcome (one per row for batches)"
+        out.append(_sum_metric(n.M_PREDICTIONS, "{prediction}", desc, points))
+    cells = _merged_over_class(cells)
     for name, unit, desc, attr, attrs_of in (
-        (
-            n.M_PREDICTIONS,
-            "{prediction}",
-            "Predictions by outcome (one per row for batches)",
-            "predictions",
-            None,
-        ),
         (
             n.M_SCORE_NON_FINITE,
             "{prediction}",
@@ -269,6 +347,7 @@ def _cell_metrics(cells: list[Cell], now: int, currency: str) -> list[Metric]:
 _COUNTER_META = {
     n.M_VIOLATIONS: ("{violation}", "Contract violations by feature and kind"),
     n.M_DROPPED_FEATURES: ("{record}", "Sampled feature records dropped for size or encoding"),
+    "ml.cascade.calls": ("{call}", "Cascade calls by the tier that answered"),
 }
 
 

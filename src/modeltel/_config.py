@@ -51,6 +51,8 @@ class Settings:
     """``MODELTEL_PREDICTION_RECORDS``: fraction of calls with a compact record (id, hash, score...)."""
     max_tenants: int = 100
     """``MODELTEL_MAX_TENANTS``: distinct ``ml.tenant`` metric values before ``__other__``."""
+    max_classes: int = 50
+    """``MODELTEL_MAX_CLASSES``: distinct ``ml.prediction.class`` values before ``__other__``."""
     max_feature_bytes: int = 65536
     """``MODELTEL_MAX_FEATURE_BYTES``: largest sampled feature record; bigger ones are dropped and counted."""
     shutdown_timeout_s: float = 5.0
@@ -147,6 +149,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "output": _text,
     "prediction_records": _parse_fraction,
     "max_tenants": _parse_positive_int,
+    "max_classes": _parse_positive_int,
     "max_feature_bytes": _parse_positive_int,
     "shutdown_timeout_s": _parse_non_negative,
 }

@@ -51,6 +51,9 @@ def instrument(
     budgets: Any = None,
     batch: bool = False,
     columns: Sequence[str] | None = None,
+    timeout: float | None = None,
+    score_range: tuple[float, float] | None = None,
+    predicted_class: Callable[[Any], Any] | None = None,
     sensitive: Sequence[str] = (),
     **targets: Any,
 ) -> Callable[[F], F]: ...
@@ -106,7 +109,8 @@ def _plan_for(func: Callable[..., Any], options: dict[str, Any]) -> Plan:
 _PLAN_KEYS = frozenset(
     {
         "model", "version", "tenant", "features", "score", "decision", "contract", "on_violation", "fallback",
-        "cost", "rate_limits", "budgets", "batch", "columns", "sensitive",
+        "cost", "rate_limits", "budgets", "batch", "columns", "sensitive", "timeout", "score_range",
+        "predicted_class",
     }
 )  # fmt: skip
 

@@ -21,10 +21,12 @@ CONTRACT_VERSION: Final = "ml.contract.version"
 FEATURES_SAMPLED: Final = "ml.features.sampled"
 BATCH_SIZE: Final = "ml.batch.size"
 FEATURE_NAME: Final = "ml.feature.name"
+PREDICTED_CLASS: Final = "ml.prediction.class"
 VIOLATION_KIND: Final = "ml.violation.kind"
 
 # metrics
 M_PREDICTIONS: Final = "ml.predictions"
+M_IN_FLIGHT: Final = "ml.predictions.in_flight"
 M_DURATION: Final = "ml.prediction.duration"
 M_SCORE: Final = "ml.prediction.score"
 M_SCORE_NON_FINITE: Final = "ml.prediction.score.non_finite"
@@ -47,7 +49,18 @@ CONTRACT_VIOLATION: Final = "contract_violation"
 RATE_LIMITED: Final = "rate_limited"
 BUDGET_EXCEEDED: Final = "budget_exceeded"
 FALLBACK: Final = "fallback"
-OUTCOMES: Final = (OK, ERROR, CONTRACT_VIOLATION, RATE_LIMITED, BUDGET_EXCEEDED, FALLBACK)
+TIMEOUT: Final = "timeout"
+SCORE_OUT_OF_RANGE: Final = "score_out_of_range"
+OUTCOMES: Final = (
+    OK,
+    ERROR,
+    CONTRACT_VIOLATION,
+    RATE_LIMITED,
+    BUDGET_EXCEEDED,
+    FALLBACK,
+    TIMEOUT,
+    SCORE_OUT_OF_RANGE,
+)
 
 OTHER_TENANT: Final = "__other__"
 NO_TENANT: Final = ""

@@ -154,6 +154,9 @@ def _row_count(features: Any) -> int:
 
 def start_span(b: Bound, p: Prediction) -> Any:
     """Start the span and make it current, only when the trace sampler keeps the call."""
+    if p.route != REJECT:
+        b.recorder.enter(b.in_flight_key)
+        p.entered = True
     gate = b.span_gate
     if gate is not None and not gate():
         set_current(p)
@@ -180,6 +183,7 @@ def succeed(b: Bound, p: Prediction, output: Any, duration: float) -> None:
     p.duration = duration
     try:
         _take_output(b, p, output)
+        _check_expectations(b, p)
         settle(b, p, output)
     except Exception as exc:
         report_internal_error("output", exc)
@@ -218,9 +222,33 @@ def _take_output(b: Bound, p: Prediction, output: Any) -> None:
             p.scores = scores_of_batch(raw, p.rows)
     elif p.score is None:
         p.score = score_of(raw)
+    if not p.rows:
+        cls = plan.class_fn(output) if plan.class_fn is not None else _class_of(raw)
+        p.cls = None if cls is None else str(cls)
     if plan.decision_fn is not None and p.decision is None:
         decision = plan.decision_fn(output)
         p.decision = None if decision is None else str(decision)
+
+
+def _check_expectations(b: Bound, p: Prediction) -> None:
+    """``timeout=`` and ``score_range=``: the answer is returned as is, the outcome says what went wrong."""
+    plan = b.plan
+    if p.outcome != n.OK:
+        return
+    if plan.timeout is not None and p.duration > plan.timeout:
+        p.outcome = n.TIMEOUT
+    elif plan.score_range is not None and p.score is not None:
+        low, high = plan.score_range
+        if not low <= p.score <= high:
+            p.outcome = n.SCORE_OUT_OF_RANGE
+
+
+def _class_of(output: Any) -> str | None:
+    if isinstance(output, str):
+        return output
+    if isinstance(output, dict) and output:
+        return str(max(output, key=output.__getitem__))
+    return None
 
 
 def settle(b: Bound, p: Prediction, output: Any) -> None:
@@ -237,6 +265,8 @@ def settle(b: Bound, p: Prediction, output: Any) -> None:
 def conclude(b: Bound, p: Prediction, exc: BaseException | None) -> None:
     """Record metrics, the span's attributes and the sampled feature records; end the span."""
     try:
+        if p.entered:
+            b.recorder.leave(b.in_flight_key)
         _record_metrics(b, p)
         if p.in_records:
             _add_record(b, p)
@@ -252,7 +282,7 @@ def conclude(b: Bound, p: Prediction, exc: BaseException | None) -> None:
 
 
 def _record_metrics(b: Bound, p: Prediction) -> None:
-    cell = b.cell(p.tenant, p.outcome)
+    cell = b.cell(p.tenant, p.outcome, p.cls)
     cost = p.cost or 0.0
     if p.rows:
         b.recorder.record_batch(cell, p.rows, p.duration, p.scores, cost, len(p.sample_rows))
@@ -261,10 +291,12 @@ def _record_metrics(b: Bound, p: Prediction) -> None:
 
 
 def _add_record(b: Bound, p: Prediction) -> None:
+    records = b.records
+    assert records is not None  # p.in_records says so
     now = time_ns()
     cost = p.cost or 0.0
     if not p.rows:
-        b.records.add(
+        records.add(
             (p.prediction_id, p.payload_hash, p.tenant, p.score, p.decision, p.outcome, now, p.duration, cost)
         )
         return
@@ -274,7 +306,7 @@ def _add_record(b: Bound, p: Prediction) -> None:
     for i, (h, s) in enumerate(zip(p.row_hashes, scores, strict=False)):
         if int(h, 16) < below:
             row_id = f"{p.prediction_id}/{i}"
-            b.records.add((row_id, h, p.tenant, s, p.decision, p.outcome, now, p.duration, per_row_cost))
+            records.add((row_id, h, p.tenant, s, p.decision, p.outcome, now, p.duration, per_row_cost))
 
 
 def _finish_span(p: Prediction, exc: BaseException | None) -> None:

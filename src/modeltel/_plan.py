@@ -38,6 +38,9 @@ class Plan:
         rate_limits: Any = None,
         budgets: Any = None,
         batch: bool = False,
+        timeout: float | None = None,
+        score_range: tuple[float, float] | None = None,
+        predicted_class: Callable[[Any], Any] | None = None,
         columns: Sequence[str] | None = None,
         sensitive: Sequence[str] = (),
         targets: Mapping[str, Any] | None = None,
@@ -67,6 +70,13 @@ class Plan:
         )
         self.budgets = None if budgets is None else _limits().normalize_budgets(budgets, "budgets")
         self.batch = batch
+        if timeout is not None and not timeout > 0:
+            raise ConfigurationError(f"timeout={timeout!r}: expected seconds > 0")
+        if score_range is not None and not (len(score_range) == 2 and score_range[0] <= score_range[1]):
+            raise ConfigurationError(f"score_range={score_range!r}: expected (low, high) with low <= high")
+        self.timeout = timeout
+        self.score_range = score_range
+        self.class_fn = predicted_class
         self.columns = tuple(columns) if columns is not None else None
         contract_sensitive = self.contract.sensitive if self.contract is not None else frozenset()
         self.sensitive = frozenset(sensitive) | contract_sensitive
@@ -136,15 +146,17 @@ class Bound:
             int(settings.prediction_records * 2**64) if settings.prediction_records < 1.0 else 2**64
         )
         self.limiter_remote = self.limiter is not None and settings.limits_backend != "memory"
-        self._cells: dict[tuple[str, str], Any] = {}
+        self.in_flight_key = ((n.MODEL_NAME, plan.model), (n.MODEL_VERSION, plan.version))
+        self._cells: dict[tuple[str, str, str | None], Any] = {}
 
-    def cell(self, tenant: str, outcome: str) -> Any:
-        """The metric series for this tenant and outcome (tenant capped for cardinality)."""
-        key = (tenant, outcome)
+    def cell(self, tenant: str, outcome: str, cls: str | None = None) -> Any:
+        """The metric series for this tenant, outcome and class (tenant and class capped)."""
+        key = (tenant, outcome, cls)
         cell = self._cells.get(key)
         if cell is None:
             capped = self.runtime.tenants.metric_value(clean_tenant(tenant))
-            cell = self.recorder.cell(self.plan.model, self.plan.version, capped, outcome)
+            capped_cls = None if cls is None else self.runtime.classes.metric_value(clean_tenant(cls))
+            cell = self.recorder.cell(self.plan.model, self.plan.version, capped, outcome, capped_cls)
             if len(self._cells) < 10_000:
                 self._cells[key] = cell
         return cell

@@ -44,7 +44,9 @@ class Prediction:
         "admission",
         "cost",
         "decision",
+        "cls",
         "duration",
+        "entered",
         "features",
         "in_records",
         "outcome",
@@ -76,6 +78,8 @@ class Prediction:
         self.outcome = n.OK
         self.violations: list[Any] = []
         self.sampled = False
+        self.entered = False
+        self.cls: str | None = None
         self.in_records = False
         self.rows = 0  # 0: a single-row call; otherwise the batch size
         self.row_hashes: list[str] = []

@@ -18,7 +18,11 @@ from modeltel._aggregate import Aggregator, Cell
 
 
 class Recorder(Protocol):
-    def cell(self, model: str, version: str, tenant: str, outcome: str) -> Any: ...
+    def cell(self, model: str, version: str, tenant: str, outcome: str, cls: str | None = None) -> Any: ...
+
+    def enter(self, key: tuple[tuple[str, str], ...]) -> None: ...
+
+    def leave(self, key: tuple[tuple[str, str], ...]) -> None: ...
 
     def record(self, cell: Any, duration: float, score: float | None, cost: float, sampled: bool) -> None: ...
 
@@ -41,6 +45,8 @@ class LocalRecorder:
     def __init__(self, aggregator: Aggregator) -> None:
         self.aggregator = aggregator
         self.cell = aggregator.cell
+        self.enter = aggregator.enter
+        self.leave = aggregator.leave
         self.record = aggregator.record
         self.record_batch = aggregator.record_batch
         self.add = aggregator.add
@@ -60,17 +66,27 @@ class ApiRecorder:
         self._non_finite = meter.create_counter(n.M_SCORE_NON_FINITE, unit="{prediction}")
         self._cost = meter.create_counter(n.M_COST, unit=currency)
         self._sampled = meter.create_counter(n.M_FEATURES_SAMPLED, unit="{record}")
+        self._in_flight = meter.create_up_down_counter(n.M_IN_FLIGHT, unit="{prediction}")
         self._counters = {
             n.M_VIOLATIONS: meter.create_counter(n.M_VIOLATIONS, unit="{violation}"),
             n.M_DROPPED_FEATURES: meter.create_counter(n.M_DROPPED_FEATURES, unit="{record}"),
         }
 
-    def cell(self, model: str, version: str, tenant: str, outcome: str) -> Cell:
-        return Cell({n.MODEL_NAME: model, n.MODEL_VERSION: version, n.TENANT: tenant, n.OUTCOME: outcome})
+    def cell(self, model: str, version: str, tenant: str, outcome: str, cls: str | None = None) -> Cell:
+        attrs = {n.MODEL_NAME: model, n.MODEL_VERSION: version, n.TENANT: tenant, n.OUTCOME: outcome}
+        if cls is not None:
+            attrs[n.PREDICTED_CLASS] = cls
+        return Cell(attrs)
+
+    def enter(self, key: tuple[tuple[str, str], ...]) -> None:
+        self._in_flight.add(1, dict(key))
+
+    def leave(self, key: tuple[tuple[str, str], ...]) -> None:
+        self._in_flight.add(-1, dict(key))
 
     def record(self, cell: Cell, duration: float, score: float | None, cost: float, sampled: bool) -> None:
-        attrs = cell.attrs
-        self._predictions.add(1, attrs)
+        self._predictions.add(1, cell.attrs)
+        attrs = cell.base
         self._duration.record(duration, attrs)
         if score is not None:
             if score - score == 0.0:
@@ -91,8 +107,8 @@ class ApiRecorder:
         cost: float,
         sampled: int,
     ) -> None:
-        attrs = cell.attrs
-        self._predictions.add(rows, attrs)
+        self._predictions.add(rows, cell.attrs)
+        attrs = cell.base
         self._duration.record(duration, attrs)
         if scores is not None:
             finite = np.isfinite(scores)

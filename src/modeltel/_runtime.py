@@ -56,6 +56,7 @@ class Runtime:
     sink_factory: Any = None  # makes this runtime's sinks again (a forked child builds its own)
     span_gate: Any = None  # predicts the sampler's decision where modeltel built the sampler
     records: Any = None  # the RecordSink of per-call prediction records
+    classes: Any = None  # the cap on ml.prediction.class values
     _shutdown_done: bool = False
 
     @property
@@ -147,6 +148,7 @@ def build_runtime(
         factory = functools.partial(sinks_from_env, settings.output)
     runtime = Runtime(settings, tracer, otel_logger, recorder, hasher, tenants, description, owned, factory)
     runtime.span_gate = gates[0] if gates else None
+    runtime.classes = TenantCap(settings.max_classes)
     if settings.prediction_records > 0:
         runtime.records = RecordSink(otel_logger)
     return runtime
