@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint bench bench-smoke redis clean
+.PHONY: demo test lint bench redis clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
-redis:  # the limits tests need a redis-server binary; install it where we can (CI runs as root)
-	@command -v redis-server >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; } || echo "redis-server not installed: Redis tests will be skipped"
+redis:  # servers the tests start: redis-server (limits), prometheus + promtool (alert rules); root installs them
+	@command -v redis-server >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq redis-server prometheus >/dev/null; } || echo "redis-server/prometheus not installed: those tests will be skipped"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache telemetry

@@ -15,6 +15,7 @@ def test_all_is_pinned() -> None:
         "Prediction",
         "RateLimited",
         "__version__",
+        "cascade",
         "compile_contract",
         "configure",
         "current_prediction",

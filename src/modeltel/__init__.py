@@ -5,6 +5,7 @@ hashes its payload, samples its full features, enforces per-tenant limits and bu
 records model version, latency, scores and outcomes as OpenTelemetry spans, metrics and logs.
 """
 
+from modeltel._cascade import cascade
 from modeltel._contract import Contract, compile_contract, sensitive
 from modeltel._contract_infer import infer_contract
 from modeltel._errors import BudgetExceeded, ConfigurationError, ContractViolation, ModeltelError, RateLimited
@@ -23,6 +24,7 @@ __all__ = [
     "Prediction",
     "RateLimited",
     "__version__",
+    "cascade",
     "compile_contract",
     "configure",
     "current_prediction",

@@ -55,6 +55,8 @@ class Settings:
     """``MODELTEL_MAX_CLASSES``: distinct ``ml.prediction.class`` values before ``__other__``."""
     max_feature_bytes: int = 65536
     """``MODELTEL_MAX_FEATURE_BYTES``: largest sampled feature record; bigger ones are dropped and counted."""
+    prometheus_port: int = 0
+    """``MODELTEL_PROMETHEUS_PORT``: serve /metrics for scraping on this port (0: off; extra ``prometheus``)."""
     shutdown_timeout_s: float = 5.0
     """``MODELTEL_SHUTDOWN_TIMEOUT``: seconds the exit-time flush may take, whatever the collector does."""
 
@@ -86,6 +88,13 @@ def _parse_positive(raw: str) -> float:
     value = float(raw)
     if not math.isfinite(value) or value <= 0:
         raise ValueError("expected a finite number > 0")
+    return value
+
+
+def _parse_port(raw: str) -> int:
+    value = int(raw) if raw.strip() else 0
+    if not 0 <= value <= 65535:
+        raise ValueError("expected a port from 1 to 65535 (0 or empty: off)")
     return value
 
 
@@ -151,6 +160,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_tenants": _parse_positive_int,
     "max_classes": _parse_positive_int,
     "max_feature_bytes": _parse_positive_int,
+    "prometheus_port": _parse_port,
     "shutdown_timeout_s": _parse_non_negative,
 }
 

@@ -66,6 +66,7 @@ class ApiRecorder:
         self._non_finite = meter.create_counter(n.M_SCORE_NON_FINITE, unit="{prediction}")
         self._cost = meter.create_counter(n.M_COST, unit=currency)
         self._sampled = meter.create_counter(n.M_FEATURES_SAMPLED, unit="{record}")
+        self._meter = meter
         self._in_flight = meter.create_up_down_counter(n.M_IN_FLIGHT, unit="{prediction}")
         self._counters = {
             n.M_VIOLATIONS: meter.create_counter(n.M_VIOLATIONS, unit="{violation}"),
@@ -123,7 +124,10 @@ class ApiRecorder:
             self._sampled.add(sampled, attrs)
 
     def add(self, name: str, value: float, attrs: tuple[tuple[str, str], ...]) -> None:
-        self._counters[name].add(value, dict(attrs))
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = self._meter.create_counter(name)
+        counter.add(value, dict(attrs))
 
 
 def _without_outcome(attrs: dict[str, str]) -> dict[str, str]:

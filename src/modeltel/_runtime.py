@@ -232,8 +232,13 @@ def _recorder(
         return ApiRecorder(meter, settings.currency)
     aggregator = Aggregator(settings.currency)
     exporter = MergingMetricExporter(sinks.metrics, aggregator, resource)  # type: ignore[union-attr]
-    reader = PeriodicExportingMetricReader(exporter, export_interval_millis=interval)
-    provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
+    readers: list[Any] = [PeriodicExportingMetricReader(exporter, export_interval_millis=interval)]
+    if settings.prometheus_port:
+        # Imported here: the exporter is an optional extra, and users without it must not break.
+        from modeltel._prometheus import start_prometheus
+
+        readers.append(start_prometheus(settings.prometheus_port, aggregator, resource))
+    provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
     # The SDK skips an export when none of its own instruments has data; this one always has.
     _register_internal_errors(provider.get_meter("modeltel", __version__))
     owned.append(provider)

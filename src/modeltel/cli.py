@@ -16,6 +16,7 @@ from pathlib import Path
 from modeltel._demo import DEFAULT_CALLS, run_demo
 from modeltel._summary import format_summary, summarize
 from modeltel._version import __version__
+from modeltel.loop._cli import evaluate_arguments, inventory_arguments, run_evaluate, run_inventory
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -125,6 +126,18 @@ def _run_replay(args: argparse.Namespace) -> int:
     return 1 if report.skewed_features() or report.score.disagreeing else 0
 
 
+def _dashboards_arguments(parser: argparse.ArgumentParser) -> None:
+    from modeltel._dashboards import add_arguments
+
+    add_arguments(parser)
+
+
+def _run_dashboards(args: argparse.Namespace) -> int:
+    from modeltel._dashboards import run
+
+    return run(args)
+
+
 COMMANDS: dict[str, Command] = {
     "demo": Command("simulate a served fraud model and summarise its telemetry", _demo_arguments, _run_demo),
     "summary": Command("summarise the OTLP-JSON telemetry in a folder", _summary_arguments, _run_summary),
@@ -134,6 +147,21 @@ COMMANDS: dict[str, Command] = {
     ),
     "contract": Command(
         "infer a feature contract (JSON) from a CSV of training data", _contract_arguments, _run_contract
+    ),
+    "dashboards": Command(
+        "generate a Grafana dashboard and Prometheus alert rules for a model",
+        _dashboards_arguments,
+        _run_dashboards,
+    ),
+    "evaluate": Command(
+        "join outcomes to predictions: quality, drift, cost and latency, with JSON and HTML reports",
+        evaluate_arguments,
+        run_evaluate,
+    ),
+    "inventory": Command(
+        "list every model seen with its truth table, missing answers and missed targets",
+        inventory_arguments,
+        run_inventory,
     ),
 }
 
