@@ -56,7 +56,7 @@ class Settings:
     max_feature_bytes: int = 65536
     """``MODELTEL_MAX_FEATURE_BYTES``: largest sampled feature record; bigger ones are dropped and counted."""
     prometheus_port: int = 0
-    """``MODELTEL_PROMETHEUS_PORT``: serve /metrics for scraping on this port (0: off; extra ``prometheus``)."""
+    """``MODELTEL_PROMETHEUS_PORT``: serve /metrics on this port (0: off; extra ``prometheus``)."""
     shutdown_timeout_s: float = 5.0
     """``MODELTEL_SHUTDOWN_TIMEOUT``: seconds the exit-time flush may take, whatever the collector does."""
 

@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar, overload
 from modeltel import _pipeline as stage
 from modeltel._binding import argument_getter, features_getter
 from modeltel._config import load_settings
-from modeltel._internal import handle_internal_errors, report_internal_error, strict
+from modeltel._internal import report_internal_error, strict
 from modeltel._plan import Bound, Plan
 from modeltel._prediction import Prediction
 from modeltel._runtime import Runtime, _state, get_runtime
@@ -130,20 +130,24 @@ def _bind(plan: Plan, rt: Runtime) -> Bound | None:
 
 
 def _resolve(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    tenant = features = None
-    with handle_internal_errors("resolve.arguments"):
-        tenant = plan.tenant_get(args, kwargs)
-        features = plan.features_get(args, kwargs)
-    return tenant, features
+    try:
+        return plan.tenant_get(args, kwargs), plan.features_get(args, kwargs)
+    except Exception as exc:
+        report_internal_error("resolve.arguments", exc)
+        if strict():
+            raise
+        return None, None
 
 
 def _sync_wrapper(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         rt = _state.runtime or get_runtime()
-        b = rt.settings.disabled or _bind(plan, rt)
-        if b is True or b is None:
-            return func(*args, **kwargs)
+        b = plan._bound
+        if b is None or b.runtime is not rt:
+            b = None if rt.settings.disabled else _bind(plan, rt)
+            if b is None:
+                return func(*args, **kwargs)
         p = stage.prepare(b, *_resolve(plan, args, kwargs))
         if p.route == stage.REJECT:
             stage.reject(b, p)
@@ -169,9 +173,11 @@ def _async_wrapper(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         rt = _state.runtime or get_runtime()
-        b = rt.settings.disabled or _bind(plan, rt)
-        if b is True or b is None:
-            return await func(*args, **kwargs)
+        b = plan._bound
+        if b is None or b.runtime is not rt:
+            b = None if rt.settings.disabled else _bind(plan, rt)
+            if b is None:
+                return await func(*args, **kwargs)
         p = await stage.prepare_async(b, *_resolve(plan, args, kwargs))
         if p.route == stage.REJECT:
             stage.reject(b, p)
@@ -234,9 +240,8 @@ class prediction:
         **options: Any,
     ) -> None:
         rt = _state.runtime or get_runtime()
-        self._b: Bound | None = (
-            None if rt.settings.disabled else _context_plan(model, version, contract, options).bound(rt)
-        )
+        plan = None if rt.settings.disabled else _context_plan(model, version, contract, options)
+        self._b: Bound | None = None if plan is None else _bind(plan, rt)
         self._tenant = tenant
         self._features = features
         self._p: Prediction | None = None

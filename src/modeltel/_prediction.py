@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -42,9 +43,9 @@ class Prediction:
     __slots__ = (
         "_bound",
         "admission",
+        "cls",
         "cost",
         "decision",
-        "cls",
         "duration",
         "entered",
         "features",
@@ -76,14 +77,14 @@ class Prediction:
         self.decision: str | None = None
         self.cost: float | None = None
         self.outcome = n.OK
-        self.violations: list[Any] = []
+        self.violations: Sequence[Any] = ()
         self.sampled = False
         self.entered = False
         self.cls: str | None = None
         self.in_records = False
         self.rows = 0  # 0: a single-row call; otherwise the batch size
-        self.row_hashes: list[str] = []
-        self.sample_rows: list[int] = []
+        self.row_hashes: Sequence[str] = ()
+        self.sample_rows: Sequence[int] = ()
         self.route = 0
         self.rejection: BaseException | None = None
         self.admission: Any = None
