@@ -24,6 +24,7 @@ def test_all_is_pinned() -> None:
         "instrument",
         "payload_hash",
         "prediction",
+        "record_outcome",
         "sensitive",
         "shutdown",
     }

@@ -1,0 +1,93 @@
+"""``record_outcome``: a label for an earlier prediction, sent through the same OTel pipeline.
+
+An outcome is an OTel log record with event name ``ml.outcome``. It names the prediction it
+labels by prediction id and/or payload hash, so any process (a chargeback handler, a nightly
+job) can report it days later; ``modeltel evaluate`` joins it to the prediction records.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Any, Final
+
+from opentelemetry._logs import SeverityNumber
+
+from modeltel import _names as n
+from modeltel._internal import handle_internal_errors
+from modeltel._runtime import get_runtime
+
+__all__ = ["EVENT_OUTCOME", "OUTCOME_LABEL", "record_outcome"]
+
+EVENT_OUTCOME: Final = "ml.outcome"
+OUTCOME_LABEL: Final = "ml.outcome.label"
+
+
+def record_outcome(
+    prediction_id: str | None = None,
+    *,
+    payload_hash: str | None = None,
+    label: Any,
+    at: datetime | float | None = None,
+    model: str | None = None,
+) -> None:
+    """Record the observed outcome (``label``) of an earlier prediction.
+
+    ``prediction_id`` and/or ``payload_hash`` identify the prediction; a call with neither is a
+    ``ValueError``. ``label`` is a number, bool or string; ``at`` is when the outcome became
+    known (a ``datetime`` or Unix seconds; default now). ``model`` narrows the join when ids are
+    shared across models. Telemetry failures never raise into the caller.
+
+    >>> modeltel.record_outcome(prediction_id, label=1, at=chargeback_time)  # doctest: +SKIP
+    """
+    if prediction_id is None and payload_hash is None:
+        raise ValueError("record_outcome needs a prediction_id or a payload_hash")
+    with handle_internal_errors("record_outcome"):
+        _emit(prediction_id, payload_hash, label, at, model)
+
+
+def _emit(
+    prediction_id: str | None,
+    payload_hash: str | None,
+    label: Any,
+    at: datetime | float | None,
+    model: str | None,
+) -> None:
+    attributes: dict[str, Any] = {OUTCOME_LABEL: _label_value(label)}
+    if prediction_id is not None:
+        attributes[n.PREDICTION_ID] = str(prediction_id)
+    if payload_hash is not None:
+        attributes[n.PAYLOAD_HASH] = str(payload_hash)
+    if model is not None:
+        attributes[n.MODEL_NAME] = str(model)
+    get_runtime().otel_logger.emit(
+        event_name=EVENT_OUTCOME,
+        timestamp=_to_unix_nano(at),
+        attributes=attributes,
+        severity_number=SeverityNumber.INFO,
+    )
+
+
+def _label_value(label: Any) -> bool | int | float | str:
+    if isinstance(label, (bool, str)):
+        return label
+    if isinstance(label, int):
+        return int(label)
+    try:
+        number = float(label)
+    except (TypeError, ValueError):
+        return str(label)
+    # Integral floats (numpy ints, 1.0) travel as ints so labels compare equal across sources.
+    return int(number) if number.is_integer() else number
+
+
+def _to_unix_nano(at: datetime | float | None) -> int:
+    if at is None:
+        return int(datetime.now(timezone.utc).timestamp() * 1_000_000_000)
+    if isinstance(at, datetime):
+        aware = at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+        return int(aware.timestamp() * 1_000_000) * 1000
+    seconds = float(at)
+    if not math.isfinite(seconds):
+        raise ValueError(f"record_outcome: at must be finite, got {at!r}")
+    return int(seconds * 1_000_000) * 1000

@@ -1,0 +1,124 @@
+"""``modeltel evaluate`` and ``modeltel inventory``: argument parsing and running.
+
+``modeltel.cli`` registers these functions in its ``COMMANDS``; DuckDB is imported only when a
+command runs, and a missing install prints the hint instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from modeltel.loop._durations import parse_duration, parse_instant
+from modeltel.loop._engine import LoopDependencyError
+from modeltel.loop._evaluate import EvaluateOptions, evaluate
+from modeltel.loop._html import render_html
+from modeltel.loop._inventory import inventory
+from modeltel.loop._result import to_jsonable
+from modeltel.loop._text import format_evaluation, format_inventory
+
+__all__ = ["evaluate_arguments", "inventory_arguments", "run_evaluate", "run_inventory"]
+
+USAGE_ERROR = 2
+
+
+def _duration(text: str) -> str:
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def _reference(text: str) -> str:
+    try:
+        if "/" in text:
+            for part in text.split("/", 1):
+                parse_instant(part)
+        else:
+            parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a duration (30d) or START/END ISO times: {exc}") from exc
+    return text
+
+
+def _instant(text: str) -> str:
+    try:
+        parse_instant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``modeltel evaluate``'s arguments to ``parser``."""
+    add = parser.add_argument
+    add("path", help="folder of OTLP-JSON telemetry (logs*.jsonl) and/or predictions*.parquet")
+    add("--labels", action="append", type=Path, default=[], help="CSV/Parquet/JSON outcomes (repeatable)")
+    add("--maturation", type=_duration, default="7d", help="wait this long before scoring a prediction (7d)")
+    add("--reference", type=_reference, default="30d", help="first N of the data, or START/END (30d)")
+    add("--profile", type=Path, help="a reference profile saved with modeltel.loop.save_profile")
+    add("--period", type=_duration, default="1d", help="period of the time series (1d)")
+    add("--by-tenant", action="store_true", help="evaluate each tenant separately")
+    add("--threshold", type=float, default=0.5, help="decision threshold for precision/recall/F1 (0.5)")
+    add("--feature", action="append", dest="features", help="only drift these features (repeatable)")
+    add("--as-of", type=_instant, help="evaluate as of this ISO time or 'now' (default: latest in the data)")
+    add("--json", type=Path, metavar="OUT", help="write the evaluation as JSON")
+    add("--html", type=Path, metavar="OUT", help="write a self-contained HTML report")
+    add("--quiet", action="store_true", help="no progress on stderr")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Run ``modeltel evaluate``; returns the exit code."""
+    if not Path(args.path).is_dir():
+        print(f"modeltel evaluate: {args.path} is not a folder", file=sys.stderr)
+        return USAGE_ERROR
+    options = EvaluateOptions(
+        labels=tuple(args.labels),
+        maturation=args.maturation,
+        reference=args.reference,
+        period=args.period,
+        by_tenant=args.by_tenant,
+        threshold=args.threshold,
+        as_of=args.as_of,
+        profile=args.profile,
+        features=tuple(args.features) if args.features else None,
+    )
+    try:
+        result = evaluate(args.path, options, progress=not args.quiet)
+    except LoopDependencyError as exc:
+        print(f"modeltel evaluate: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except ValueError as exc:
+        print(f"modeltel evaluate: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    print(format_evaluation(result))
+    if args.json:
+        args.json.write_text(json.dumps(to_jsonable(result), indent=2), encoding="utf-8")
+    if args.html:
+        args.html.write_text(render_html(result), encoding="utf-8")
+    return 0
+
+
+def inventory_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``modeltel inventory``'s arguments to ``parser``."""
+    parser.add_argument("path", help="folder of OTLP-JSON telemetry")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the inventory as JSON")
+
+
+def run_inventory(args: argparse.Namespace) -> int:
+    """Run ``modeltel inventory``; returns 1 when any answer is missing or target missed."""
+    if not Path(args.path).is_dir():
+        print(f"modeltel inventory: {args.path} is not a folder", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        entries = inventory(args.path)
+    except LoopDependencyError as exc:
+        print(f"modeltel inventory: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    print(format_inventory(entries))
+    if args.json:
+        args.json.write_text(json.dumps(to_jsonable(entries), indent=2), encoding="utf-8")
+    return 1 if any(e.missing or e.missed for e in entries) else 0

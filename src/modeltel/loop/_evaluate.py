@@ -1,0 +1,233 @@
+"""``evaluate``: telemetry folder (+ labels) in, :class:`Evaluation` out, one stage at a time.
+
+Windows: the *current* window is the last ``period`` up to ``as_of``; the *reference* window
+is the first ``reference`` of the data (at most up to the current window), or an explicit
+``START/END`` interval; a saved profile, when given, replaces the reference distributions (the
+reference window still gives the reference quality for the backtest). Per-period drift compares
+each period after the reference window with the reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from modeltel.loop._compare import compare_versions
+from modeltel.loop._cost import cost_latency
+from modeltel.loop._drift import Sample, compare, profile_sample, window_samples
+from modeltel.loop._durations import parse_duration, parse_instant
+from modeltel.loop._engine import connect
+from modeltel.loop._histogram import score_histogram
+from modeltel.loop._inventory import build_inventory
+from modeltel.loop._join import build_joined, latest_timestamp
+from modeltel.loop._load import load_labels, load_telemetry
+from modeltel.loop._metrics import Key, classification, counts, regression
+from modeltel.loop._operational import operational, violation_totals
+from modeltel.loop._periods import add_periods, apply_bands, run_backtest
+from modeltel.loop._profile import load_profile
+from modeltel.loop._progress import Progress
+from modeltel.loop._result import Evaluation, GroupReport
+
+__all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "EvaluateOptions", "evaluate"]
+
+CLASSIFICATION_METRICS: Final = ("roc_auc", "log_loss", "brier", "ece", "precision", "recall", "f1")
+REGRESSION_METRICS: Final = ("mae", "rmse", "r2")
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """What ``evaluate`` computes; durations like ``7d``, instants ISO 8601 or ``now``."""
+
+    labels: tuple[Path, ...] = ()
+    maturation: str = "7d"
+    reference: str = "30d"
+    period: str = "1d"
+    by_tenant: bool = False
+    threshold: float = 0.5
+    as_of: str | None = None
+    profile: Path | None = None
+    features: tuple[str, ...] | None = None
+    band_periods: int = 7
+
+
+@dataclass(frozen=True)
+class _Windows:
+    as_of: int
+    reference: tuple[int, int]
+    current: tuple[int, int]
+    drift_from: int
+
+    def sql(self) -> str:
+        (r0, r1), (c0, c1) = self.reference, self.current
+        return (
+            f"CASE WHEN ts >= {r0} AND ts < {r1} THEN 'reference' "
+            f"WHEN ts > {c0} AND ts <= {c1} THEN 'current' END"
+        )
+
+
+def _windows(con: Any, options: EvaluateOptions, as_of: int, period: int) -> _Windows:
+    current = (as_of - period, as_of)
+    if "/" in options.reference:
+        start, end = (parse_instant(part) for part in options.reference.split("/", 1))
+    else:
+        first = con.execute("SELECT min(ts) FROM joined").fetchone()[0]
+        start = as_of if first is None else int(first)
+        end = min(start + parse_duration(options.reference), current[0])
+    drift_from = math.ceil(end / period) * period
+    return _Windows(as_of, (start, end), current, drift_from)
+
+
+def _tasks(con: Any) -> dict[str, str]:
+    declared = {
+        m: metric
+        for m, metric in con.execute("SELECT model, max(metric) FROM model_info GROUP BY model").fetchall()
+    }
+    rows = con.execute("""
+        SELECT model, count(label_num), count(*) FILTER (WHERE label_num NOT IN (0, 1))
+        FROM joined WHERE matured AND label_str IS NOT NULL GROUP BY model
+    """).fetchall()
+    tasks: dict[str, str] = {}
+    for model, numeric, non_binary in rows:
+        metric = declared.get(model)
+        if metric in REGRESSION_METRICS or (metric not in CLASSIFICATION_METRICS and non_binary):
+            tasks[model] = "regression" if numeric else "unsupported labels"
+        else:
+            tasks[model] = "classification" if numeric and not non_binary else "unsupported labels"
+    for model in declared:
+        tasks.setdefault(model, "unlabelled")
+    return tasks
+
+
+def _primary(con: Any, model: str, task: str) -> str | None:
+    row = con.execute("SELECT max(metric) FROM model_info WHERE model = ?", [model]).fetchone()
+    declared = row[0] if row else None
+    allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    if task not in ("classification", "regression"):
+        return None
+    return declared if declared in allowed else allowed[0]
+
+
+def _group_reports(con: Any, keys: Sequence[str], threshold: float) -> dict[Key, GroupReport]:
+    tasks = _tasks(con)
+    groups: dict[Key, GroupReport] = {}
+    for key, c in sorted(counts(con, keys).items()):
+        model, version = key[0], key[1]
+        task = tasks.get(model, "unlabelled")
+        tenant = key[2] if len(keys) > 2 else None
+        groups[key] = GroupReport(model, version, tenant, task, _primary(con, model, task), c)
+    by_task = {
+        t: sorted({g.model for g in groups.values() if g.task == t}) for t in ("classification", "regression")
+    }
+    for key, metrics in classification(con, keys, by_task["classification"], threshold).items():
+        groups[key].classification = metrics
+    for key, reg in regression(con, keys, by_task["regression"]).items():
+        groups[key].regression = reg
+    return groups
+
+
+def _reference_quality(
+    con: Any, keys: Sequence[str], groups: dict[Key, GroupReport], w: _Windows, threshold: float
+) -> dict[Key, float | None]:
+    where = f"ts >= {w.reference[0]} AND ts < {w.reference[1]}"
+    models = {
+        t: sorted({g.model for g in groups.values() if g.task == t}) for t in ("classification", "regression")
+    }
+    found: dict[Key, Any] = dict(classification(con, keys, models["classification"], threshold, where))
+    found.update(regression(con, keys, models["regression"], where))
+    result: dict[Key, float | None] = {}
+    for key, report in groups.items():
+        value = getattr(found.get(key), report.primary_metric or "", None)
+        result[key] = value if isinstance(value, float) else None
+    return result
+
+
+def _drift(
+    con: Any, keys: Sequence[str], groups: dict[Key, GroupReport], w: _Windows, options: EvaluateOptions
+) -> Sample | dict[Key, Sample]:
+    samples = window_samples(con, keys, w.sql())
+    profile = profile_sample(load_profile(options.profile)) if options.profile else None
+    references: dict[Key, Sample] = {}
+    for key, report in groups.items():
+        reference = profile or samples.get((key, "reference"), Sample())
+        current = samples.get((key, "current"), Sample())
+        references[key] = reference
+        report.drift = compare(reference, current, options.features)
+        report.histogram = score_histogram(reference, current)
+    return profile if profile is not None else references
+
+
+def _operational(
+    con: Any, folder: Path, keys: Sequence[str], groups: dict[Key, GroupReport], w: _Windows
+) -> None:
+    health = operational(con, keys, w.sql())
+    totals = violation_totals(folder)
+    for key, report in groups.items():
+        ops = health.get(key)
+        if ops is not None:
+            ops.violation_totals = totals.get((report.model, report.version), {})
+        report.operational = ops
+
+
+def evaluate(
+    path: str | Path, options: EvaluateOptions | None = None, *, progress: bool = False
+) -> Evaluation:
+    """Evaluate the telemetry in folder ``path`` (see :class:`EvaluateOptions`)."""
+    options = options or EvaluateOptions()
+    folder, stages = Path(path), Progress(8, enabled=progress)
+    con = connect()
+    with stages("loading telemetry"):
+        load_telemetry(con, folder)
+        loaded = sum(load_labels(con, labels) for labels in options.labels)
+    period, maturation = parse_duration(options.period), parse_duration(options.maturation)
+    as_of = parse_instant(options.as_of) if options.as_of else (latest_timestamp(con) or 0)
+    with stages("joining outcomes"):
+        build_joined(con, as_of=as_of, maturation=maturation, period=period)
+    w = _windows(con, options, as_of, period)
+    keys = ["model", "version", "tenant"] if options.by_tenant else ["model", "version"]
+    with stages("quality metrics"):
+        groups = _group_reports(con, keys, options.threshold)
+    with stages("drift"):
+        reference = _drift(con, keys, groups, w, options)
+        _operational(con, folder, keys, groups, w)
+    with stages("cost and latency"):
+        for key, cost in cost_latency(con, keys).items():
+            groups[key].cost = cost
+    with stages("periods and bands"):
+        add_periods(
+            con,
+            keys,
+            groups,
+            period=period,
+            threshold=options.threshold,
+            reference=reference,
+            drift_from=w.drift_from,
+            signals=options.features,
+        )
+        for report in groups.values():
+            apply_bands(report, options.band_periods)
+    with stages("backtest"):
+        for key, quality in _reference_quality(con, keys, groups, w, options.threshold).items():
+            run_backtest(groups[key], quality, w.drift_from)
+    with stages("versions and inventory"):
+        evaluation = Evaluation(
+            as_of,
+            maturation,
+            period,
+            "profile" if options.profile else w.reference,
+            w.current,
+            options.threshold,
+            list(groups.values()),
+            outcomes_loaded=loaded,
+        )
+        evaluation.comparisons = compare_versions(con, options.threshold, groups, _tasks(con))
+        known = (
+            {(g.model, g.version): g.cost for g in groups.values() if g.cost}
+            if not options.by_tenant
+            else None
+        )
+        evaluation.inventory = build_inventory(con, known)
+    con.close()
+    return evaluation

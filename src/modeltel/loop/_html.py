@@ -1,0 +1,144 @@
+"""The self-contained HTML report: inline CSS and SVG only, no scripts, no external requests.
+
+Each group gets five plots with stable ids (``{kind}-{n}``, n = the group's position):
+``score-distribution``, ``calibration``, ``metrics-over-time``, ``drift``, ``cost-latency``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Final
+
+from modeltel.loop._durations import NS_PER_S, format_instant
+from modeltel.loop._result import Evaluation, GroupReport, InventoryEntry
+from modeltel.loop._svg import Bar, Series, bar_chart, line_chart
+from modeltel.loop._text import fmt, format_evaluation
+
+__all__ = ["PLOTS", "render_html"]
+
+PLOTS: Final = ("score-distribution", "calibration", "metrics-over-time", "drift", "cost-latency")
+
+_STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc}
+.plots{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fafafa;border:1px solid #e4e4e4}
+.t{font-size:13px;font-weight:600}.l{font-size:11px;fill:#444}.a{stroke:#888}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
+th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}.warn{color:#b00}
+pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px}
+"""
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _score_plot(g: GroupReport, n: int) -> str:
+    h = g.histogram
+    if h is None:
+        return line_chart(f"score-distribution-{n}", "score distribution (no scores)", [])
+    centers = [(a + b) / 2 for a, b in zip(h.edges, h.edges[1:], strict=False)]
+    series = [Series("reference", centers, list(h.reference)), Series("current", centers, list(h.current))]
+    return line_chart(f"score-distribution-{n}", "score distribution: share per bin", series)
+
+
+def _calibration_plot(g: GroupReport, n: int) -> str:
+    chart_id, title = f"calibration-{n}", "calibration: observed positive rate vs mean score"
+    diagonal = Series("perfect", [0.0, 1.0], [0.0, 1.0], dashed=True)
+    if g.classification is None:
+        return line_chart(chart_id, title + " (classification only)", [diagonal], y_range=(0.0, 1.0))
+    bins = g.classification.reliability
+    curve = Series(
+        "model", [b.mean_score for b in bins], [b.positive_rate for b in bins], markers=[True] * len(bins)
+    )
+    return line_chart(chart_id, title, [curve, diagonal], y_range=(0.0, 1.0))
+
+
+def _over_time_plot(g: GroupReport, n: int) -> str:
+    name = "quality" if any(p.quality is not None for p in g.periods) else "mean_score"
+    points = g.periods
+    xs = [p.start_ns / NS_PER_S / 86400 for p in points]
+    ys = [p.series(name) for p in points]
+    label = g.primary_metric if name == "quality" and g.primary_metric else name
+    series = Series(label, xs, ys, markers=[name in p.outside_band for p in points])
+    labels = (
+        (format_instant(points[0].start_ns)[:10], format_instant(points[-1].start_ns)[:10])
+        if points
+        else None
+    )
+    band = [p.bands.get(name) for p in points]
+    return line_chart(
+        f"metrics-over-time-{n}", f"{label} per period, trailing band", [series], band=band, x_labels=labels
+    )
+
+
+def _drift_plot(g: GroupReport, n: int) -> str:
+    bars = [Bar(s.signal, s.psi or 0.0, 0.2, s.flagged) for s in g.drift]
+    return bar_chart(f"drift-{n}", "PSI current vs reference (tick: 0.2 alert level)", bars)
+
+
+def _cost_plot(g: GroupReport, n: int) -> str:
+    c = g.cost
+    if c is None:
+        return bar_chart(f"cost-latency-{n}", "cost and latency (no data)", [])
+    bars = [
+        Bar(f"latency {name} ms", value or 0.0, c.latency_budget_ms, bool(name == "p95" and c.latency_missed))
+        for name, value in (("p50", c.p50_ms), ("p95", c.p95_ms), ("p99", c.p99_ms))
+    ]
+    bars.append(Bar("cost per 1K", c.cost_per_1k or 0.0, c.cost_per_1k_target, c.cost_missed))
+    return bar_chart(f"cost-latency-{n}", "latency and cost vs targets (ticks)", bars)
+
+
+def _group_section(g: GroupReport, n: int) -> str:
+    plots = [
+        _score_plot(g, n),
+        _calibration_plot(g, n),
+        _over_time_plot(g, n),
+        _drift_plot(g, n),
+        _cost_plot(g, n),
+    ]
+    drift_rows = [
+        [s.signal, fmt(s.psi, ".3f"), fmt(s.ks, ".3f"), "yes" if s.flagged else ""] for s in g.drift
+    ]
+    trust_rows = [[t.signal, fmt(t.correlation, ".2f"), str(t.periods), t.verdict] for t in g.backtest]
+    warnings = "".join(f'<li class="warn">{escape(w)}</li>' for w in g.warnings)
+    return "\n".join(
+        [
+            f"<h2>{escape(g.label)} <small>{escape(g.task)}</small></h2>",
+            f'<div class="plots">{"".join(plots)}</div>',
+            "<h3>Statistical drift</h3>",
+            _table(["signal", "PSI", "KS", "flagged"], drift_rows),
+            "<h3>Backtest: did this signal move with quality?</h3>",
+            _table(["signal", "rank correlation", "periods", "verdict"], trust_rows),
+            f"<h3>Warnings</h3><ul>{warnings or '<li>none</li>'}</ul>",
+        ]
+    )
+
+
+def _inventory_rows(entries: Sequence[InventoryEntry]) -> list[list[str]]:
+    return [
+        [f"{e.model}@{e.version}", *(v or "MISSING" for v in e.truth.values()), "; ".join(e.missed) or "-"]
+        for e in entries
+    ]
+
+
+def render_html(evaluation: Evaluation) -> str:
+    """The evaluation as one self-contained HTML document."""
+    sections = [_group_section(g, n) for n, g in enumerate(evaluation.groups)]
+    truth_keys = list(evaluation.inventory[0].truth) if evaluation.inventory else []
+    return "\n".join(
+        [
+            "<!doctype html>",
+            '<html lang="en"><head><meta charset="utf-8"><title>modeltel evaluation</title>',
+            f"<style>{_STYLE}</style></head><body>",
+            f"<h1>modeltel evaluation, as of {escape(format_instant(evaluation.as_of_ns))}</h1>",
+            f"<pre>{escape(format_evaluation(evaluation))}</pre>",
+            *sections,
+            "<h2>Inventory</h2>",
+            _table(["model", *truth_keys, "missed targets"], _inventory_rows(evaluation.inventory)),
+            "</body></html>",
+        ]
+    )

@@ -1,0 +1,71 @@
+"""The inventory: every model/version seen, its declared truth table, and what is unanswered.
+
+The truth table is what ``instrument(..., owner=, purpose=, metric=, label_source=,
+label_delay=, latency_budget_ms=, cost_per_1k_target=)`` declared; it travels as
+``ml.model.<key>`` attributes on the prediction records. Each key left undeclared is *missing*;
+each declared target the telemetry shows was not met (p95 latency over budget, cost per 1K over
+target) is *missed*.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from modeltel.loop._cost import CostLatency, cost_latency
+from modeltel.loop._engine import connect
+from modeltel.loop._load import TRUTH_KEYS, load_telemetry
+from modeltel.loop._result import InventoryEntry
+
+__all__ = ["build_inventory", "inventory", "missed_targets"]
+
+
+def missed_targets(cost: CostLatency | None) -> tuple[str, ...]:
+    """Human-readable descriptions of the targets ``cost`` shows were missed."""
+    if cost is None:
+        return ()
+    missed: list[str] = []
+    if cost.latency_missed:
+        missed.append(f"latency p95 {cost.p95_ms:.1f} ms > budget {cost.latency_budget_ms:g} ms")
+    if cost.cost_missed:
+        missed.append(f"cost/1K {cost.cost_per_1k:.4g} > target {cost.cost_per_1k_target:g}")
+    return tuple(missed)
+
+
+def build_inventory(
+    con: Any, costs: dict[tuple[str, str], CostLatency] | None = None
+) -> list[InventoryEntry]:
+    """One :class:`InventoryEntry` per model/version in the loaded telemetry (``costs`` if known)."""
+    columns = ", ".join(f"i.{key}" for key in TRUTH_KEYS)
+    rows = con.execute(f"""
+        SELECT i.model, i.version, {columns}, count(p.ts), min(p.ts), max(p.ts)
+        FROM model_info i LEFT JOIN predictions p ON p.model = i.model AND p.version = i.version
+        GROUP BY ALL ORDER BY i.model, i.version
+    """).fetchall()
+    if costs is None:
+        costs = {
+            (k[0], k[1]): c for k, c in cost_latency(con, ["model", "version"], table="predictions").items()
+        }
+    entries: list[InventoryEntry] = []
+    for row in rows:
+        model, version = row[0], row[1]
+        truth = dict(zip(TRUTH_KEYS, row[2 : 2 + len(TRUTH_KEYS)], strict=True))
+        count, first, last = row[2 + len(TRUTH_KEYS) :]
+        cost = costs.get((model, version))
+        missing = tuple(key for key, value in truth.items() if value in (None, ""))
+        entries.append(
+            InventoryEntry(
+                model, version, truth, int(count), first, last, cost, missing, missed_targets(cost)
+            )
+        )
+    return entries
+
+
+def inventory(path: str | Path) -> list[InventoryEntry]:
+    """Load the telemetry in folder ``path`` and return its inventory."""
+    con = connect()
+    try:
+        load_telemetry(con, Path(path))
+        return build_inventory(con)
+    finally:
+        con.close()

@@ -1,0 +1,70 @@
+"""Joining outcomes to predictions, and the maturation rule that decides what may be scored.
+
+Rules (the README's "maturation and duplicates" section states them for users):
+
+* An outcome names its prediction by ``prediction_id`` (ids are unique across models, so its
+  ``model`` is not consulted); one with only a ``payload_hash`` labels every prediction of that
+  payload (of its ``model`` when it names one).
+* Only outcomes known at ``as_of`` count (``at <= as_of``; outcomes without ``at`` always do).
+* Several outcomes for one prediction: the one with the latest ``at`` wins (ties: the one
+  loaded last), so a corrected label replaces the first one. Outcomes without ``at`` rank
+  before any timestamped one.
+* A prediction is *matured* once ``ts + maturation <= as_of``; only matured predictions are
+  evaluated, labelled or not, so fast-arriving labels do not bias young windows.
+  Label coverage = matured predictions with a label / matured predictions.
+* Predictions made after ``as_of`` are ignored entirely.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["build_joined", "latest_timestamp"]
+
+_NO_AT = -(2**63) + 1
+
+
+def latest_timestamp(con: Any) -> int | None:
+    """The latest prediction or outcome time in the loaded data (Unix ns), or None when empty."""
+    row = con.execute(
+        "SELECT greatest((SELECT max(ts) FROM predictions), (SELECT max(at_ns) FROM outcomes))"
+    ).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def build_joined(con: Any, *, as_of: int, maturation: int, period: int) -> None:
+    """Create table ``joined``: every prediction up to ``as_of`` with its winning label, if any.
+
+    Adds ``matured`` (bool), ``period`` (``ts // period``), ``label_num`` / ``label_str``
+    (NULL when unlabelled). Outcomes are reduced to one per key before the join, so the large
+    side (predictions) is only probed, never grouped.
+    """
+    rank = f"(coalesce(at_ns, {_NO_AT}), seq)"
+    con.execute(f"""
+        CREATE OR REPLACE TABLE joined AS
+        WITH known AS (
+            SELECT * FROM outcomes WHERE at_ns IS NULL OR at_ns <= {as_of}
+        ), by_id AS (
+            SELECT prediction_id, max({rank}) AS r,
+                   arg_max({{'n': label_num, 's': label_str}}, {rank}) AS label
+            FROM known WHERE prediction_id IS NOT NULL GROUP BY prediction_id
+        ), by_hash AS (
+            SELECT payload_hash, model, max({rank}) AS r,
+                   arg_max({{'n': label_num, 's': label_str}}, {rank}) AS label
+            FROM known WHERE prediction_id IS NULL AND payload_hash IS NOT NULL GROUP BY payload_hash, model
+        ), candidates AS (
+            SELECT p.*, list_sort(list_filter([i.r, hm.r, ha.r], lambda x: x IS NOT NULL), 'DESC')[1] AS best,
+                   i.r AS ri, i.label AS li, hm.r AS rm, hm.label AS lm, ha.label AS la
+            FROM predictions p
+            LEFT JOIN by_id i ON i.prediction_id = p.prediction_id
+            LEFT JOIN by_hash hm ON hm.payload_hash = p.payload_hash AND hm.model = p.model
+            LEFT JOIN by_hash ha ON ha.payload_hash = p.payload_hash AND ha.model IS NULL
+            WHERE p.ts <= {as_of}
+        )
+        SELECT * EXCLUDE (best, ri, li, rm, lm, la, label),
+               ts + {maturation} <= {as_of} AS matured, ts // {period} AS period,
+               label.n AS label_num, label.s AS label_str
+        FROM (SELECT *, CASE WHEN best IS NULL THEN NULL WHEN best = ri THEN li WHEN best = rm THEN lm
+                             ELSE la END AS label
+              FROM candidates)
+    """)

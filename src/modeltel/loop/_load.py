@@ -1,0 +1,251 @@
+"""Loading telemetry and labels into four flat DuckDB tables, in SQL, without Python row loops.
+
+DuckDB reads the OTLP-JSON lines itself (``read_json`` with an explicit schema) and unnests
+``resourceLogs -> scopeLogs -> logRecords`` and the columnar body of each
+``ml.prediction.records`` record, so memory stays bounded by DuckDB's buffer manager rather
+than by the file size. The tables every later step reads:
+
+``predictions``   model, version, tenant, prediction_id, payload_hash, score, decision, outcome,
+                  ts (Unix ns), duration_s, cost: one row per prediction
+``model_info``    model, version and the declared truth table (``ml.model.<key>`` attributes)
+``outcomes``      prediction_id, payload_hash, model, label_num, label_str, at_ns, seq
+``feature_values`` model, version, tenant, ts, feature, num, str, violations: sampled features
+
+In a warehouse or on Spark, land the same four tables (the Collector's exporters or a lake
+table can produce them) and run the SQL in :mod:`modeltel.loop._join` and
+:mod:`modeltel.loop._metrics` against them: it is plain SQL apart from DuckDB's ``arg_max``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from modeltel._outcomes import EVENT_OUTCOME, OUTCOME_LABEL
+
+__all__ = ["EVENT_PREDICTIONS", "TRUTH_KEYS", "load_labels", "load_telemetry", "sql_string"]
+
+EVENT_PREDICTIONS: Final = "ml.prediction.records"
+EVENT_FEATURES: Final = "ml.features"
+TRUTH_KEYS: Final = (
+    "owner",
+    "purpose",
+    "metric",
+    "label_source",
+    "label_delay",
+    "latency_budget_ms",
+    "cost_per_1k_target",
+)
+
+_SCALARS = "stringValue VARCHAR, doubleValue VARCHAR, intValue VARCHAR, boolValue BOOLEAN"
+_AV = f"STRUCT({_SCALARS})"
+_ATTR_VALUE = f'STRUCT({_SCALARS}, arrayValue STRUCT("values" {_AV}[]))'
+_KV = f"STRUCT(key VARCHAR, value {_AV})"
+_BODY_VALUE = f'STRUCT(arrayValue STRUCT("values" {_AV}[]), kvlistValue STRUCT("values" {_KV}[]))'
+_BODY = f'STRUCT(kvlistValue STRUCT("values" STRUCT(key VARCHAR, value {_BODY_VALUE})[]))'
+_RECORD = (
+    "STRUCT(timeUnixNano VARCHAR, observedTimeUnixNano VARCHAR, eventName VARCHAR, "
+    f"attributes STRUCT(key VARCHAR, value {_ATTR_VALUE})[], body {_BODY})"
+)
+_LOGS_SCHEMA = f"STRUCT(scopeLogs STRUCT(logRecords {_RECORD}[])[])[]"
+
+# An attribute or body column by key; numbers arrive as strings (OTLP-JSON int64) or JSON
+# numbers, NaN/Infinity as strings, so every scalar is read as text and cast once.
+_MACROS = (
+    "CREATE OR REPLACE MACRO mt_attr(attrs, k) AS list_filter(attrs, lambda a: a.key = k)[1].value",
+    "CREATE OR REPLACE MACRO mt_num(v) AS coalesce(TRY_CAST(v.doubleValue AS DOUBLE), "
+    "TRY_CAST(v.intValue AS DOUBLE), CASE WHEN v.boolValue THEN 1.0 WHEN NOT v.boolValue THEN 0.0 END)",
+    "CREATE OR REPLACE MACRO mt_str(v) AS coalesce(v.stringValue, v.intValue, v.doubleValue, "
+    "CAST(v.boolValue AS VARCHAR))",
+    "CREATE OR REPLACE MACRO mt_col(body, k) AS "
+    'list_filter(body.kvlistValue."values", lambda x: x.key = k)[1]'
+    '.value.arrayValue."values"',
+)
+
+_EMPTY_PREDICTIONS = (
+    "CREATE OR REPLACE TABLE predictions (model VARCHAR, version VARCHAR, tenant VARCHAR, "
+    "prediction_id VARCHAR, payload_hash VARCHAR, score DOUBLE, decision VARCHAR, outcome VARCHAR, "
+    "ts BIGINT, duration_s DOUBLE, cost DOUBLE)"
+)
+_TRUTH_COLUMNS = ", ".join(f"{key} VARCHAR" for key in TRUTH_KEYS)
+_EMPTY = (
+    _EMPTY_PREDICTIONS,
+    f"CREATE OR REPLACE TABLE model_info (model VARCHAR, version VARCHAR, {_TRUTH_COLUMNS})",
+    "CREATE OR REPLACE TABLE outcomes (prediction_id VARCHAR, payload_hash VARCHAR, model VARCHAR, "
+    "label_num DOUBLE, label_str VARCHAR, at_ns BIGINT, seq BIGINT, source VARCHAR)",
+    "CREATE OR REPLACE TABLE feature_values (model VARCHAR, version VARCHAR, tenant VARCHAR, ts BIGINT, "
+    "prediction_id VARCHAR, feature VARCHAR, num DOUBLE, str VARCHAR, violations VARCHAR[])",
+)
+
+
+def sql_string(text: str | Path) -> str:
+    """``text`` as a single-quoted SQL string literal."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def load_telemetry(con: Any, folder: Path) -> None:
+    """Create the loop's tables from ``folder``'s ``logs*.jsonl`` (OTLP-JSON) and ``predictions*.parquet``."""
+    for statement in (*_MACROS, *_EMPTY):
+        con.execute(statement)
+    logs = sorted(folder.glob("logs*.jsonl"))
+    if logs:
+        _load_logs(con, logs)
+    tables = sorted(folder.glob("predictions*.parquet"))
+    if tables:
+        _load_prediction_tables(con, tables)
+
+
+def _load_logs(con: Any, files: Sequence[Path]) -> None:
+    paths = "[" + ", ".join(sql_string(p) for p in files) + "]"
+    events = ", ".join(sql_string(e) for e in (EVENT_PREDICTIONS, EVENT_FEATURES, EVENT_OUTCOME))
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE raw_logs AS
+        SELECT r.eventName AS event,
+               coalesce(TRY_CAST(r.timeUnixNano AS BIGINT), TRY_CAST(r.observedTimeUnixNano AS BIGINT),
+                        0) AS ts,
+               r.attributes AS attributes, r.body AS body
+        FROM (SELECT unnest(sl.logRecords) AS r
+              FROM (SELECT unnest(rl.scopeLogs) AS sl
+                    FROM (SELECT unnest(resourceLogs) AS rl
+                          FROM read_json({paths}, format = 'newline_delimited',
+                                         columns = {{'resourceLogs': '{_LOGS_SCHEMA}'}}))))
+        WHERE r.eventName IN ({events})
+    """)
+    _insert_predictions(con)
+    _insert_model_info(con)
+    _insert_logged_outcomes(con)
+    _insert_features(con)
+    con.execute("DROP TABLE raw_logs")
+
+
+def _insert_predictions(con: Any) -> None:
+    columns = ("prediction_id", "payload_hash", "tenant", "score", "decision", "outcome")
+    unnests = ", ".join(f"unnest(mt_col(body, '{c}')) AS {c}_v" for c in columns)
+    con.execute(f"""
+        INSERT INTO predictions
+        SELECT model, version, coalesce(mt_str(tenant_v), ''), mt_str(prediction_id_v),
+               mt_str(payload_hash_v),
+               mt_num(score_v), mt_str(decision_v), mt_str(outcome_v),
+               coalesce(CAST(mt_num(time_v) AS BIGINT), ts), mt_num(duration_v), coalesce(mt_num(cost_v), 0)
+        FROM (SELECT mt_str(mt_attr(attributes, 'ml.model.name')) AS model,
+                     mt_str(mt_attr(attributes, 'ml.model.version')) AS version, ts, {unnests},
+                     unnest(mt_col(body, 'time_unix_nano')) AS time_v,
+                     unnest(mt_col(body, 'duration_s')) AS duration_v,
+                     unnest(mt_col(body, 'cost')) AS cost_v
+              FROM raw_logs WHERE event = '{EVENT_PREDICTIONS}')
+    """)
+
+
+def _insert_model_info(con: Any) -> None:
+    # The latest declaration wins, so a corrected owner or budget replaces the old one.
+    declared = ", ".join(
+        f"arg_max(mt_str(mt_attr(attributes, 'ml.model.{key}')), "
+        f"CASE WHEN mt_attr(attributes, 'ml.model.{key}') IS NULL THEN NULL ELSE ts END)"
+        for key in TRUTH_KEYS
+    )
+    con.execute(f"""
+        INSERT INTO model_info
+        SELECT mt_str(mt_attr(attributes, 'ml.model.name')), mt_str(mt_attr(attributes, 'ml.model.version')),
+               {declared}
+        FROM raw_logs WHERE event = '{EVENT_PREDICTIONS}' GROUP BY ALL
+    """)
+
+
+def _insert_logged_outcomes(con: Any) -> None:
+    con.execute(f"""
+        INSERT INTO outcomes
+        SELECT prediction_id, payload_hash, model, {_label_number("mt_num(label_v)", "label")}, label, ts,
+               row_number() OVER (ORDER BY ts), 'logs'
+        FROM (SELECT mt_str(mt_attr(attributes, 'ml.prediction.id')) AS prediction_id,
+                     mt_str(mt_attr(attributes, 'ml.payload.hash')) AS payload_hash,
+                     mt_str(mt_attr(attributes, 'ml.model.name')) AS model,
+                     mt_attr(attributes, '{OUTCOME_LABEL}') AS label_v, mt_str(label_v) AS label, ts
+              FROM raw_logs WHERE event = '{EVENT_OUTCOME}')
+    """)
+
+
+def _label_number(numeric: str, text: str) -> str:
+    return f"coalesce({numeric}, CASE lower({text}) WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0 END)"
+
+
+def _insert_features(con: Any) -> None:
+    con.execute(f"""
+        INSERT INTO feature_values
+        SELECT model, version, tenant, ts, prediction_id, f.key, mt_num(f.value), mt_str(f.value), violations
+        FROM (SELECT mt_str(mt_attr(attributes, 'ml.model.name')) AS model,
+                     mt_str(mt_attr(attributes, 'ml.model.version')) AS version,
+                     coalesce(mt_str(mt_attr(attributes, 'ml.tenant')), '') AS tenant, ts,
+                     mt_str(mt_attr(attributes, 'ml.prediction.id')) AS prediction_id,
+                     list_transform(mt_attr(attributes, 'ml.contract.violations').arrayValue."values",
+                                    lambda v: v.stringValue) AS violations,
+                     unnest(list_filter(body.kvlistValue."values", lambda x: x.key = 'features')[1]
+                            .value.kvlistValue."values") AS f
+              FROM raw_logs WHERE event = '{EVENT_FEATURES}')
+    """)
+
+
+def _load_prediction_tables(con: Any, files: Sequence[Path]) -> None:
+    paths = "[" + ", ".join(sql_string(p) for p in files) + "]"
+    con.execute(f"""
+        INSERT INTO predictions
+        SELECT model, version, coalesce(tenant, ''), prediction_id, payload_hash, score, decision, outcome,
+               time_unix_nano, duration_s, coalesce(cost, 0)
+        FROM read_parquet({paths}, union_by_name = true)
+    """)
+    con.execute("""
+        INSERT INTO model_info (model, version)
+        SELECT DISTINCT model, version FROM predictions
+        WHERE (model, version) NOT IN (SELECT (model, version) FROM model_info)
+    """)
+
+
+def load_labels(con: Any, path: Path) -> int:
+    """Add the outcomes in a CSV, Parquet or JSON labels file; returns how many rows it held.
+
+    Rows are keyed by a ``prediction_id`` or ``payload_hash`` column, carry a ``label`` and
+    optionally ``at`` (a timestamp, ISO text or Unix seconds) and ``model``.
+    """
+    source = _reader(path)
+    columns = {
+        row[0]: str(row[1]).upper() for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    }
+    if "label" not in columns or not ({"prediction_id", "payload_hash"} & columns.keys()):
+        raise ValueError(
+            f"{path}: a labels file needs a label column and a prediction_id or payload_hash column"
+        )
+    before = con.execute("SELECT coalesce(max(seq), 0) FROM outcomes").fetchone()[0]
+    text = 'CAST("label" AS VARCHAR)'
+    con.execute(f"""
+        INSERT INTO outcomes
+        SELECT {_optional(columns, "prediction_id")}, {_optional(columns, "payload_hash")},
+               {_optional(columns, "model")}, {_label_number('TRY_CAST("label" AS DOUBLE)', text)}, {text},
+               {_at_ns(columns.get("at"))}, {before} + row_number() OVER (), {sql_string(path.name)}
+        FROM {source} WHERE "label" IS NOT NULL
+    """)
+    return int(con.execute(f"SELECT count(*) FROM outcomes WHERE seq > {before}").fetchone()[0])
+
+
+def _reader(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in {".parquet", ".pq"}:
+        return f"read_parquet({sql_string(path)})"
+    if suffix in {".json", ".jsonl", ".ndjson"}:
+        return f"read_json_auto({sql_string(path)})"
+    if suffix in {".csv", ".tsv", ".txt"}:
+        return f"read_csv({sql_string(path)}, auto_detect = true)"
+    raise ValueError(f"{path}: labels must be .csv, .parquet or .json/.jsonl")
+
+
+def _optional(columns: dict[str, str], name: str) -> str:
+    return f'CAST("{name}" AS VARCHAR)' if name in columns else "NULL"
+
+
+def _at_ns(kind: str | None) -> str:
+    if kind is None:
+        return "NULL"
+    if kind.startswith(("TIMESTAMP", "DATE")):
+        return 'epoch_ns(CAST("at" AS TIMESTAMPTZ))'
+    if kind in {"VARCHAR", "JSON"}:
+        return 'epoch_ns(TRY_CAST("at" AS TIMESTAMPTZ))'
+    return 'CAST(round(CAST("at" AS DOUBLE) * 1e6) AS BIGINT) * 1000'

@@ -1,0 +1,238 @@
+"""Quality metrics over matured, labelled predictions, computed as SQL aggregates.
+
+Every metric is an aggregate over table ``joined`` grouped by caller-chosen keys, so it runs
+in one pass in bounded memory and ports to any SQL engine. The score is read as P(label = 1)
+for classification and as the prediction for regression. Definitions match scikit-learn:
+
+* ROC AUC: Mann-Whitney form, ties counted half; undefined (None) when one class is absent.
+* Log loss: probabilities clipped to [eps, 1 - eps], eps = float64 machine epsilon.
+* Brier: mean squared difference between score and label.
+* ECE: sum over 10 equal-width bins of (bin share) * |positive rate - mean score|, bins as in
+  ``sklearn.calibration.calibration_curve(strategy="uniform")``: (lo, hi], the first closed.
+* Precision, recall, F1 at ``threshold`` (positive when score >= threshold); None when the
+  denominator is 0. R2 is None when every label is equal.
+
+Non-finite scores (NaN, infinities) are excluded from every metric and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+__all__ = [
+    "CALIBRATION_BINS",
+    "Classification",
+    "Counts",
+    "Key",
+    "Regression",
+    "ReliabilityBin",
+    "classification",
+    "counts",
+    "regression",
+]
+
+Key = tuple[Any, ...]
+CALIBRATION_BINS: Final = 10
+_EPS: Final = float(np.finfo(np.float64).eps)
+_EVALUABLE: Final = "matured AND label_num IS NOT NULL AND isfinite(score)"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many predictions a group holds at each stage of the join."""
+
+    predictions: int
+    matured: int
+    labelled: int
+    nonfinite_scores: int
+    unscored: int
+    errors: int
+
+    @property
+    def label_coverage(self) -> float | None:
+        """Labelled / matured; None before anything matured."""
+        return self.labelled / self.matured if self.matured else None
+
+    @property
+    def error_rate(self) -> float | None:
+        """Share of predictions whose outcome is ``error``."""
+        return self.errors / self.predictions if self.predictions else None
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One calibration bin: scores in (lo, hi], their mean and the observed positive rate."""
+
+    lo: float
+    hi: float
+    count: int
+    mean_score: float
+    positive_rate: float
+
+
+@dataclass(frozen=True)
+class Classification:
+    """Binary classification quality of one group."""
+
+    n: int
+    roc_auc: float | None
+    log_loss: float
+    brier: float
+    ece: float
+    reliability: tuple[ReliabilityBin, ...]
+    threshold: float
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    base_rate: float
+    mean_score: float
+
+
+@dataclass(frozen=True)
+class Regression:
+    """Regression quality of one group."""
+
+    n: int
+    mae: float
+    rmse: float
+    r2: float | None
+
+
+def _select_keys(keys: Sequence[str]) -> str:
+    return ", ".join(keys)
+
+
+def _split(row: Sequence[Any], width: int) -> tuple[Key, Sequence[Any]]:
+    return tuple(row[:width]), row[width:]
+
+
+def _models_filter(models: Sequence[str]) -> str:
+    quoted = ", ".join("'" + m.replace("'", "''") + "'" for m in models)
+    return f"model IN ({quoted})" if models else "FALSE"
+
+
+def counts(con: Any, keys: Sequence[str]) -> dict[Key, Counts]:
+    """Prediction, maturation and label counts per group."""
+    rows = con.execute(f"""
+        SELECT {_select_keys(keys)}, count(*), count(*) FILTER (WHERE matured),
+               count(*) FILTER (WHERE matured AND label_str IS NOT NULL),
+               count(*) FILTER (WHERE matured AND label_str IS NOT NULL AND NOT isfinite(score)),
+               count(*) FILTER (WHERE matured AND label_str IS NOT NULL AND score IS NULL),
+               count(*) FILTER (WHERE outcome = 'error')
+        FROM joined GROUP BY ALL
+    """).fetchall()
+    result: dict[Key, Counts] = {}
+    for row in rows:
+        key, values = _split(row, len(keys))
+        result[key] = Counts(*(int(v) for v in values))
+    return result
+
+
+def _bin_expression() -> tuple[str, list[float]]:
+    edges = [float(e) for e in np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)]
+    cases = " ".join(f"WHEN score <= {edges[i]!r} THEN {i - 1}" for i in range(1, CALIBRATION_BINS))
+    return f"CASE {cases} ELSE {CALIBRATION_BINS - 1} END", edges
+
+
+def classification(
+    con: Any, keys: Sequence[str], models: Sequence[str], threshold: float, where: str = "TRUE"
+) -> dict[Key, Classification]:
+    """Classification metrics per group for the given models (labels 0/1), rows matching ``where``."""
+    where = f"{_EVALUABLE} AND {_models_filter(models)} AND ({where})"
+    k = _select_keys(keys)
+    clip_p = f"greatest(least(score, {1 - _EPS!r}), {_EPS!r})"
+    clip_q = f"greatest(least(1 - score, {1 - _EPS!r}), {_EPS!r})"
+    base = con.execute(f"""
+        SELECT {k}, count(*), avg(label_num), avg(score),
+               -avg(label_num * ln({clip_p}) + (1 - label_num) * ln({clip_q})),
+               avg((score - label_num) ^ 2),
+               count(*) FILTER (WHERE score >= {threshold!r} AND label_num = 1),
+               count(*) FILTER (WHERE score >= {threshold!r} AND label_num = 0),
+               count(*) FILTER (WHERE score < {threshold!r} AND label_num = 1)
+        FROM joined WHERE {where} GROUP BY ALL
+    """).fetchall()
+    aucs = _roc_auc(con, keys, where)
+    bins = _reliability(con, keys, where)
+    result: dict[Key, Classification] = {}
+    for row in base:
+        key, (n, base_rate, mean_score, log_loss, brier, tp, fp, fn) = _split(row, len(keys))
+        table = bins.get(key, ())
+        ece = sum(b.count / n * abs(b.positive_rate - b.mean_score) for b in table)
+        result[key] = Classification(
+            n=int(n),
+            roc_auc=aucs.get(key),
+            log_loss=float(log_loss),
+            brier=float(brier),
+            ece=float(ece),
+            reliability=table,
+            threshold=threshold,
+            precision=_ratio(tp, tp + fp),
+            recall=_ratio(tp, tp + fn),
+            f1=_ratio(2 * tp, 2 * tp + fp + fn),
+            base_rate=float(base_rate),
+            mean_score=float(mean_score),
+        )
+    return result
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _roc_auc(con: Any, keys: Sequence[str], where: str) -> dict[Key, float | None]:
+    k = _select_keys(keys)
+    # Integer arithmetic until the final division keeps the Mann-Whitney sum exact.
+    rows = con.execute(f"""
+        WITH by_score AS (
+            SELECT {k}, score, count(*) FILTER (WHERE label_num = 1) AS pos,
+                   count(*) FILTER (WHERE label_num = 0) AS neg
+            FROM joined WHERE {where} GROUP BY ALL
+        ), ranked AS (
+            SELECT *, coalesce(sum(neg) OVER (PARTITION BY {k} ORDER BY score
+                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS below
+            FROM by_score
+        )
+        SELECT {k}, CAST(2 * sum(pos * below) + sum(pos * neg) AS HUGEINT),
+               CAST(2 * sum(pos) * sum(neg) AS HUGEINT)
+        FROM ranked GROUP BY ALL
+    """).fetchall()
+    result: dict[Key, float | None] = {}
+    for row in rows:
+        key, (num, den) = _split(row, len(keys))
+        result[key] = int(num) / int(den) if den else None
+    return result
+
+
+def _reliability(con: Any, keys: Sequence[str], where: str) -> dict[Key, tuple[ReliabilityBin, ...]]:
+    expression, edges = _bin_expression()
+    rows = con.execute(f"""
+        SELECT {_select_keys(keys)}, {expression} AS bin, count(*), avg(score), avg(label_num)
+        FROM joined WHERE {where} GROUP BY ALL ORDER BY ALL
+    """).fetchall()
+    result: dict[Key, list[ReliabilityBin]] = {}
+    for row in rows:
+        key, (b, count, mean_score, positive_rate) = _split(row, len(keys))
+        entry = ReliabilityBin(edges[b], edges[b + 1], int(count), float(mean_score), float(positive_rate))
+        result.setdefault(key, []).append(entry)
+    return {key: tuple(table) for key, table in result.items()}
+
+
+def regression(
+    con: Any, keys: Sequence[str], models: Sequence[str], where: str = "TRUE"
+) -> dict[Key, Regression]:
+    """MAE, RMSE and R2 per group for the given models (numeric labels), rows matching ``where``."""
+    rows = con.execute(f"""
+        SELECT {_select_keys(keys)}, count(*), avg(abs(score - label_num)), avg((score - label_num) ^ 2),
+               sum((label_num - score) ^ 2), var_pop(label_num) * count(*)
+        FROM joined WHERE {_EVALUABLE} AND {_models_filter(models)} AND ({where}) GROUP BY ALL
+    """).fetchall()
+    result: dict[Key, Regression] = {}
+    for row in rows:
+        key, (n, mae, mse, ss_res, ss_tot) = _split(row, len(keys))
+        r2 = 1.0 - ss_res / ss_tot if ss_tot else None
+        result[key] = Regression(int(n), float(mae), float(mse) ** 0.5, r2)
+    return result

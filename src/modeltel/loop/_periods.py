@@ -1,0 +1,152 @@
+"""Per-period series (quality, coverage, score, errors, cost, latency, drift), bands and warnings.
+
+Each series is checked against its trailing band: the mean +- 3 sample standard deviations of
+the previous ``band_periods`` periods (at least 3). A value outside is a warning, which names
+the signals that drifted most in that period so the reader sees what changed with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from modeltel.loop._backtest import backtest
+from modeltel.loop._cost import cost_latency
+from modeltel.loop._drift import Sample, compare, window_samples
+from modeltel.loop._durations import format_instant
+from modeltel.loop._metrics import Key, classification, counts, regression
+from modeltel.loop._operational import operational
+from modeltel.loop._result import GroupReport, PeriodPoint
+from modeltel.loop._stats import trailing_band
+
+__all__ = ["BANDED", "add_periods", "apply_bands", "run_backtest"]
+
+BANDED: Final = (
+    "quality",
+    "label_coverage",
+    "mean_score",
+    "error_rate",
+    "cost_per_1k",
+    "p95_ms",
+    "psi:score",
+)
+
+
+def _mean_scores(con: Any, keys: Sequence[str]) -> dict[Key, float | None]:
+    k = ", ".join(keys)
+    rows = con.execute(
+        f"SELECT {k}, avg(score) FILTER (WHERE isfinite(score)) FROM joined GROUP BY ALL"
+    ).fetchall()
+    return {tuple(r[:-1]): r[-1] for r in rows}
+
+
+def _quality(
+    con: Any, keys: Sequence[str], groups: dict[Key, GroupReport], threshold: float
+) -> dict[Key, float | None]:
+    tasks: dict[str, list[str]] = {"classification": [], "regression": []}
+    for report in groups.values():
+        if report.task in tasks and report.model not in tasks[report.task]:
+            tasks[report.task].append(report.model)
+    found: dict[Key, Any] = {}
+    found.update(classification(con, keys, tasks["classification"], threshold))
+    found.update(regression(con, keys, tasks["regression"]))
+    result: dict[Key, float | None] = {}
+    for key, metrics in found.items():
+        metric = groups[key[:-1]].primary_metric if key[:-1] in groups else None
+        value = getattr(metrics, metric or "", None)
+        result[key] = value if isinstance(value, float) else None
+    return result
+
+
+def add_periods(
+    con: Any,
+    keys: Sequence[str],
+    groups: dict[Key, GroupReport],
+    *,
+    period: int,
+    threshold: float,
+    reference: Sample | dict[Key, Sample],
+    drift_from: int,
+    signals: Sequence[str] | None,
+) -> None:
+    """Fill every report's ``periods`` with one :class:`PeriodPoint` per period holding data."""
+    by_period = [*keys, "period"]
+    quality = _quality(con, by_period, groups, threshold)
+    scores = _mean_scores(con, by_period)
+    costs = cost_latency(con, by_period)
+    window = f"CASE WHEN ts >= {drift_from} THEN CAST(ts // {period} AS VARCHAR) END"
+    samples = window_samples(con, keys, window)
+    health = operational(con, keys, window)
+    for key, c in sorted(counts(con, by_period).items(), key=lambda item: item[0][-1]):
+        report = groups.get(key[:-1])
+        if report is None:
+            continue
+        cost = costs.get(key)
+        point = PeriodPoint(
+            start_ns=int(key[-1]) * period,
+            predictions=c.predictions,
+            label_coverage=c.label_coverage,
+            quality=quality.get(key),
+            mean_score=scores.get(key),
+            error_rate=c.error_rate,
+            cost_per_1k=cost.cost_per_1k if cost else None,
+            p95_ms=cost.p95_ms if cost else None,
+        )
+        ref = reference if isinstance(reference, Sample) else reference.get(key[:-1])
+        current = samples.get((key[:-1], str(key[-1])))
+        if ref is not None and current is not None:
+            for signal in compare(ref, current, signals):
+                point.drift[f"psi:{signal.signal}"] = signal.psi
+                point.drift[f"ks:{signal.signal}"] = signal.ks
+        ops = health.get(key[:-1])
+        window_health = ops.windows.get(str(key[-1])) if ops else None
+        if window_health is not None:
+            for violation, rate in window_health.violation_rates.items():
+                point.drift[f"violations:{violation}"] = rate
+        report.periods.append(point)
+
+
+def _top_drift(point: PeriodPoint, count: int = 3) -> str:
+    psis = [(v, k[4:]) for k, v in point.drift.items() if k.startswith("psi:") and v is not None]
+    top = sorted(psis, reverse=True)[:count]
+    return ", ".join(f"{name} PSI {value:.3f}" for value, name in top) or "no drift data"
+
+
+def apply_bands(report: GroupReport, band_periods: int) -> None:
+    """Set each period's bands and ``outside_band``; warn when a series' latest value is outside.
+
+    Every period is checked (the report's plots and JSON mark each excursion), but only the
+    latest value of each series becomes a warning: that is the one still actionable.
+    """
+    for name in BANDED:
+        latest: str | None = None
+        for i, point in enumerate(report.periods):
+            value = point.series(name)
+            history = [p.series(name) for p in report.periods[max(0, i - band_periods) : i]]
+            band = trailing_band([h for h in history if h is not None])
+            if value is None:
+                continue
+            latest = None
+            if band is None:
+                continue
+            point.bands[name] = (band.low, band.high)
+            if not band.contains(value):
+                point.outside_band.append(name)
+                latest = (
+                    f"{format_instant(point.start_ns)}: {name} {value:.4g} outside its band "
+                    f"[{band.low:.4g}, {band.high:.4g}]; largest drift then: {_top_drift(point)}"
+                )
+        if latest is not None:
+            report.warnings.append(latest)
+
+
+def run_backtest(report: GroupReport, reference_quality: float | None, drift_from: int) -> None:
+    """Rank the report's drift signals by how well they tracked quality changes."""
+    points = [p for p in report.periods if p.start_ns >= drift_from]
+    if reference_quality is None or not points:
+        return
+    change = [None if p.quality is None else abs(p.quality - reference_quality) for p in points]
+    names = sorted({name for p in points for name in p.drift})
+    series = {name: [p.drift.get(name) for p in points] for name in names}
+    series["error_rate"] = [p.error_rate for p in points]
+    report.backtest = backtest(series, change)
