@@ -11,6 +11,7 @@ from __future__ import annotations
 from time import time_ns
 from typing import Any
 
+import numpy as np
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN
@@ -22,6 +23,7 @@ from modeltel._ids import new_prediction_id
 from modeltel._internal import handle_internal_errors, report_internal_error, strict
 from modeltel._plan import Bound
 from modeltel._prediction import Prediction, set_current
+from modeltel._records import Chunk
 from modeltel._scores import score_of, scores_of_batch
 from modeltel._tenants import clean_tenant
 
@@ -130,7 +132,8 @@ def identify(b: Bound, p: Prediction) -> None:
         from modeltel._batch import row_hashes
 
         hashes = row_hashes(b, p.features)
-        p.row_hashes = [f"{h:016x}" for h in hashes]
+        packed = np.array(hashes, dtype=">u8").tobytes().hex()
+        p.row_hashes = [packed[i : i + 16] for i in range(0, len(packed), 16)]
         p.in_records = b.records is not None
         p.payload_hash = p.row_hashes[0] if p.row_hashes else ""
         p.sample_rows = rows_to_sample(b, p, hashes)
@@ -301,12 +304,12 @@ def _add_record(b: Bound, p: Prediction) -> None:
         )
         return
     scores = p.scores.tolist() if p.scores is not None else [None] * p.rows
-    per_row_cost = cost / p.rows
-    below = b.records_below
-    for i, (h, s) in enumerate(zip(p.row_hashes, scores, strict=False)):
-        if int(h, 16) < below:
-            row_id = f"{p.prediction_id}/{i}"
-            records.add((row_id, h, p.tenant, s, p.decision, p.outcome, now, p.duration, per_row_cost))
+    shared = (p.tenant, p.decision, p.outcome, now, p.duration, cost / p.rows)
+    hashes = list(p.row_hashes)
+    if b.records_below < 2**64:  # a share of the rows, chosen by hash
+        keep = [i for i, h in enumerate(hashes) if int(h, 16) < b.records_below]
+        hashes, scores = [hashes[i] for i in keep], [scores[i] for i in keep]
+    records.add_chunk(Chunk(p.prediction_id, hashes, scores, shared))
 
 
 def _finish_span(p: Prediction, exc: BaseException | None) -> None:

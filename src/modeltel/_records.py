@@ -39,27 +39,71 @@ COLUMNS = (
 class RecordBuffer:
     """Rows of one model/version waiting to be emitted."""
 
-    __slots__ = ("attributes", "dropped", "rows", "sink")
+    __slots__ = ("attributes", "chunk_rows", "chunks", "dropped", "rows", "sink")
 
     def __init__(self, sink: RecordSink, attributes: dict[str, Any]) -> None:
         self.sink = sink
         self.attributes = attributes
         self.rows: list[tuple[Any, ...]] = []
+        self.chunks: list[Chunk] = []
+        self.chunk_rows = 0
         self.dropped = 0
 
     def add(self, row: tuple[Any, ...]) -> None:
+        """One single-row prediction."""
         rows = self.rows
-        if len(rows) >= MAX_PENDING:
+        if len(rows) + self.chunk_rows >= MAX_PENDING:
             self.dropped += 1
             return
         rows.append(row)
         if len(rows) == FLUSH_AT:
             self.sink.wake.set()
 
-    def take(self) -> list[tuple[Any, ...]]:
-        # Swapping the list is atomic under the GIL; appends racing with it land in either list.
+    def add_chunk(self, chunk: Chunk) -> None:
+        """A batch call's rows, expanded into columns later on the flusher thread."""
+        n = len(chunk.hashes)
+        if len(self.rows) + self.chunk_rows + n > MAX_PENDING:
+            self.dropped += n
+            return
+        self.chunks.append(chunk)
+        self.chunk_rows += n
+        if self.chunk_rows >= FLUSH_AT:
+            self.sink.wake.set()
+
+    def take(self) -> tuple[list[tuple[Any, ...]], list[Chunk]]:
+        # Swapping the lists is atomic under the GIL; appends racing with it land in either.
         rows, self.rows = self.rows, []
-        return rows
+        chunks, self.chunks = self.chunks, []
+        self.chunk_rows = 0
+        return rows, chunks
+
+
+class Chunk:
+    """One batch call: per-row hashes and scores, the rest shared by every row."""
+
+    __slots__ = (
+        "cost",
+        "decision",
+        "duration",
+        "hashes",
+        "outcome",
+        "prediction_id",
+        "scores",
+        "tenant",
+        "time",
+    )
+
+    def __init__(
+        self, prediction_id: str, hashes: list[str], scores: list[Any], shared: tuple[Any, ...]
+    ) -> None:
+        self.prediction_id, self.hashes, self.scores = prediction_id, hashes, scores
+        self.tenant, self.decision, self.outcome, self.time, self.duration, self.cost = shared
+
+    def columns(self) -> list[list[Any]]:
+        n = len(self.hashes)
+        ids = [f"{self.prediction_id}/{i}" for i in range(n)]
+        shared = (self.decision, self.outcome, self.time, self.duration, self.cost)
+        return [ids, self.hashes, [self.tenant] * n, self.scores, *([v] * n for v in shared)]
 
 
 class RecordSink:
@@ -102,14 +146,19 @@ class RecordSink:
         with self._lock:
             buffers = list(self.buffers.values())
         for buffer in buffers:
-            rows = buffer.take()
-            if rows:
+            rows, chunks = buffer.take()
+            if rows or chunks:
                 with handle_internal_errors("records.emit"):
-                    self._emit(buffer, rows)
+                    self._emit(buffer, rows, chunks)
 
-    def _emit(self, buffer: RecordBuffer, rows: list[tuple[Any, ...]]) -> None:
-        columns = list(zip(*rows, strict=True))
-        body = {name: list(values) for name, values in zip(COLUMNS, columns, strict=True)}
+    def _emit(self, buffer: RecordBuffer, rows: list[tuple[Any, ...]], chunks: list[Chunk]) -> None:
+        columns: list[list[Any]] = (
+            [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in COLUMNS]
+        )
+        for chunk in chunks:
+            for column, values in zip(columns, chunk.columns(), strict=True):
+                column.extend(values)
+        body = dict(zip(COLUMNS, columns, strict=True))
         self.otel_logger.emit(
             event_name=n.EVENT_RECORDS,
             body=body,
