@@ -108,3 +108,19 @@ def test_malformed_limit_specs_fail_at_start_up() -> None:
         pass
     with pytest.raises(modeltel.ConfigurationError, match="rate_limits"):
         modeltel.instrument(model="m", version="1", rate_limits="acme=abc/s")(lambda features: 0.0)
+
+
+def test_limit_decision_on_spans_and_remaining_budget_gauge(cap: Capture) -> None:
+    """Spans say how the limiter decided; ml.budget.remaining tracks the tenant's budget left."""
+
+    @modeltel.instrument(model="gauged", version="1", tenant="tenant", budgets="*=10/day", cost=2.0)
+    def f(features: dict[str, float], tenant: str) -> float:
+        return 0.5
+
+    for _ in range(3):
+        f({"x": 1.0}, tenant="acme")
+    (point,) = cap.metric_points("ml.budget.remaining", **{"ml.tenant": "acme"})
+    assert point.value == 4.0
+    spans = cap.spans
+    assert [s.attributes["ml.limit.decision"] for s in spans if s.attributes] == ["admitted"] * 3
+    assert [s.attributes["ml.budget.remaining"] for s in spans if s.attributes] == [8.0, 6.0, 4.0]

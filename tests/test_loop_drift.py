@@ -111,3 +111,12 @@ def test_violations_are_operational_not_statistical_drift(tmp_path: Path) -> Non
     assert current.violation_rates == {"amount:range": len(range(0, PER_DAY, 4)) / PER_DAY}
     assert group.operational.windows["reference"].violation_rates == {}
     assert [s.signal for s in group.drift if s.flagged] == []
+
+
+def test_data_shorter_than_one_period_has_an_empty_reference(tmp_path: Path) -> None:
+    """With every prediction in the current window, the reference is empty and nothing drifts."""
+    _write(tmp_path, shift_last_day=True)
+    result = evaluate(tmp_path, EvaluateOptions(as_of=AS_OF, reference="7d", period="30d"))
+    assert isinstance(result.reference, tuple)
+    start, end = result.reference
+    assert (end - start, result.groups[0].drift) == (0, [])

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
+    Gauge,
     Histogram,
     HistogramDataPoint,
     Metric,
@@ -104,6 +105,7 @@ class Aggregator:
         self._cells: dict[tuple[str, ...], Cell] = {}
         self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
         self._in_flight: dict[tuple[tuple[str, str], ...], list[int]] = {}
+        self._gauges: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, int]] = {}
         _forksafe.register(self)
 
     def cell(self, model: str, version: str, tenant: str, outcome: str, cls: str | None = None) -> Cell:
@@ -125,6 +127,11 @@ class Aggregator:
             if slot is None:
                 slot = self._in_flight[key] = [0, time.time_ns()]
             slot[0] += 1
+
+    def gauge(self, name: str, value: float, attrs: tuple[tuple[str, str], ...]) -> None:
+        """Set a last-value gauge series (remaining budget)."""
+        with self._lock:
+            self._gauges[(name, attrs)] = (value, time.time_ns())
 
     def leave(self, key: tuple[tuple[str, str], ...]) -> None:
         """A prediction finished."""
@@ -196,8 +203,9 @@ class Aggregator:
                 (name, dict(attrs), v, int(start)) for (name, attrs), (v, start) in self._counters.items()
             ]
             in_flight = [(dict(key), v, start) for key, (v, start) in self._in_flight.items()]
+            gauges = [(name, dict(attrs), v, t) for (name, attrs), (v, t) in self._gauges.items()]
         cell_metrics = _cell_metrics(cells, now, self.currency)
-        return cell_metrics + _counter_metrics(counters, now) + _gauge(in_flight, now)
+        return cell_metrics + _counter_metrics(counters, now) + _gauge(in_flight, now) + _last_values(gauges)
 
     def _after_fork(self) -> None:
         # A child starts with empty series: counts made before the fork belong to the parent.
@@ -205,6 +213,19 @@ class Aggregator:
         self._cells = {}
         self._counters = {}
         self._in_flight = {}
+        self._gauges = {}
+
+
+def _last_values(gauges: list[tuple[str, dict[str, str], float, int]]) -> list[Metric]:
+    by_name: dict[str, list[NumberDataPoint]] = {}
+    for name, attrs, value, t in gauges:
+        by_name.setdefault(name, []).append(
+            NumberDataPoint(attributes=attrs, start_time_unix_nano=0, time_unix_nano=t, value=value)
+        )
+    return [
+        Metric(name=name, description="Budget left in the current window", unit="", data=Gauge(points))
+        for name, points in by_name.items()
+    ]
 
 
 def _gauge(in_flight: list[tuple[dict[str, str], int, int]], now: int) -> list[Metric]:

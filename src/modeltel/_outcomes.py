@@ -35,8 +35,8 @@ def record_outcome(
 
     ``prediction_id`` and/or ``payload_hash`` identify the prediction; a call with neither is a
     ``ValueError``. ``label`` is a number, bool or string; ``at`` is when the outcome became
-    known (a ``datetime`` or Unix seconds; default now). ``model`` narrows the join when ids are
-    shared across models. Telemetry failures never raise into the caller.
+    known (a ``datetime``, naive meaning UTC, or Unix seconds; default now). ``model`` limits
+    a payload-hash outcome to that model. Telemetry failures never raise into the caller.
 
     >>> modeltel.record_outcome(prediction_id, label=1, at=chargeback_time)  # doctest: +SKIP
     """

@@ -72,6 +72,10 @@ def admit(b: Bound, p: Prediction) -> None:
 
 def apply_admission(b: Bound, p: Prediction, a: Any) -> None:
     p.admission = a
+    if a.remaining != float("inf"):
+        tenant = b.runtime.tenants.metric_value(p.tenant)
+        attrs = ((n.MODEL_NAME, b.plan.model), (n.MODEL_VERSION, b.plan.version), (n.TENANT, tenant))
+        b.recorder.gauge(n.M_BUDGET_REMAINING, a.remaining, attrs)
     if a.allowed:
         return
     if a.reason == n.RATE_LIMITED:
@@ -340,6 +344,11 @@ def _span_attributes(p: Prediction) -> dict[str, Any]:
         attrs[n.CONTRACT_VIOLATIONS] = [f"{v.feature}:{v.kind}" for v in p.violations[:64]]
     if p.rows:
         attrs[n.BATCH_SIZE] = p.rows
+    a = p.admission
+    if a is not None:
+        attrs[n.LIMIT_DECISION] = a.reason or ("degraded" if a.degraded else "admitted")
+        if a.remaining != float("inf"):
+            attrs[n.BUDGET_REMAINING] = a.remaining
     return attrs
 
 

@@ -22,6 +22,8 @@ class Recorder(Protocol):
 
     def enter(self, key: tuple[tuple[str, str], ...]) -> None: ...
 
+    def gauge(self, name: str, value: float, attrs: tuple[tuple[str, str], ...]) -> None: ...
+
     def leave(self, key: tuple[tuple[str, str], ...]) -> None: ...
 
     def record(self, cell: Any, duration: float, score: float | None, cost: float, sampled: bool) -> None: ...
@@ -46,6 +48,7 @@ class LocalRecorder:
         self.aggregator = aggregator
         self.cell = aggregator.cell
         self.enter = aggregator.enter
+        self.gauge = aggregator.gauge
         self.leave = aggregator.leave
         self.record = aggregator.record
         self.record_batch = aggregator.record_batch
@@ -67,6 +70,7 @@ class ApiRecorder:
         self._cost = meter.create_counter(n.M_COST, unit=currency)
         self._sampled = meter.create_counter(n.M_FEATURES_SAMPLED, unit="{record}")
         self._meter = meter
+        self._gauges: dict[str, Any] = {}
         self._in_flight = meter.create_up_down_counter(n.M_IN_FLIGHT, unit="{prediction}")
         self._counters = {
             n.M_VIOLATIONS: meter.create_counter(n.M_VIOLATIONS, unit="{violation}"),
@@ -81,6 +85,12 @@ class ApiRecorder:
 
     def enter(self, key: tuple[tuple[str, str], ...]) -> None:
         self._in_flight.add(1, dict(key))
+
+    def gauge(self, name: str, value: float, attrs: tuple[tuple[str, str], ...]) -> None:
+        gauge = self._gauges.get(name)
+        if gauge is None:
+            gauge = self._gauges[name] = self._meter.create_gauge(name)
+        gauge.set(value, dict(attrs))
 
     def leave(self, key: tuple[tuple[str, str], ...]) -> None:
         self._in_flight.add(-1, dict(key))

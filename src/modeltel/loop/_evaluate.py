@@ -75,7 +75,7 @@ def _windows(con: Any, options: EvaluateOptions, as_of: int, period: int) -> _Wi
     else:
         first = con.execute("SELECT min(ts) FROM joined").fetchone()[0]
         start = as_of if first is None else int(first)
-        end = min(start + parse_duration(options.reference), current[0])
+        end = max(start, min(start + parse_duration(options.reference), current[0]))
     drift_from = math.ceil(end / period) * period
     return _Windows(as_of, (start, end), current, drift_from)
 

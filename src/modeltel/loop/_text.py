@@ -93,8 +93,8 @@ def _cost(g: GroupReport) -> list[str]:
     target = f" (target {c.cost_per_1k_target:g})" if c.cost_per_1k_target is not None else ""
     budget = f" (budget {c.latency_budget_ms:g} ms)" if c.latency_budget_ms is not None else ""
     return [
-        f"  cost/1K {fmt(c.cost_per_1k)}{target} | latency p50 {fmt(c.p50_ms, '.1f')} ms "
-        f"p95 {fmt(c.p95_ms, '.1f')} ms p99 {fmt(c.p99_ms, '.1f')} ms{budget}"
+        f"  cost/1K {fmt(c.cost_per_1k)}{target} | latency p50 {fmt(c.p50_ms, '.3g')} ms "
+        f"p95 {fmt(c.p95_ms, '.3g')} ms p99 {fmt(c.p99_ms, '.3g')} ms{budget}"
     ]
 
 
@@ -140,7 +140,7 @@ def _entry(entry: InventoryEntry) -> Iterable[str]:
         yield f"  {key:<20} {value if value not in (None, '') else 'MISSING'}"
     if entry.cost is not None:
         yield (
-            f"  {'observed':<20} p95 {fmt(entry.cost.p95_ms, '.1f')} ms, "
+            f"  {'observed':<20} p95 {fmt(entry.cost.p95_ms, '.3g')} ms, "
             f"cost/1K {fmt(entry.cost.cost_per_1k)}"
         )
     for missed in entry.missed:
