@@ -377,6 +377,8 @@ _COUNTER_META = {
     n.M_VIOLATIONS: ("{violation}", "Contract violations by feature and kind"),
     n.M_DROPPED_FEATURES: ("{record}", "Sampled feature records dropped for size or encoding"),
     "ml.cascade.calls": ("{call}", "Cascade calls by the tier that answered"),
+    n.M_SHADOW: ("{call}", "Shadow (challenger) calls by agreement with the champion"),
+    n.M_SHADOW_DELTA: ("1", "Sum of |challenger score - champion score|"),
 }
 
 

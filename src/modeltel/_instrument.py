@@ -54,6 +54,9 @@ def instrument(
     timeout: float | None = None,
     score_range: tuple[float, float] | None = None,
     predicted_class: Callable[[Any], Any] | None = None,
+    shadow: Callable[..., Any] | None = None,
+    shadow_rate: float = 0.05,
+    shadow_version: str | None = None,
     sensitive: Sequence[str] = (),
     **targets: Any,
 ) -> Callable[[F], F]: ...
@@ -110,7 +113,7 @@ _PLAN_KEYS = frozenset(
     {
         "model", "version", "tenant", "features", "score", "decision", "contract", "on_violation", "fallback",
         "cost", "rate_limits", "budgets", "batch", "columns", "sensitive", "timeout", "score_range",
-        "predicted_class",
+        "predicted_class", "shadow", "shadow_rate", "shadow_version",
     }
 )  # fmt: skip
 
@@ -163,6 +166,8 @@ def _sync_wrapper(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
         finally:
             stage.end_span(token)
         stage.succeed(b, p, out, perf_counter() - t0)
+        if plan.shadow is not None:
+            stage.shadow(b, p, args, kwargs)
         return out
 
     wrapper.__modeltel_plan__ = plan  # type: ignore[attr-defined]
@@ -195,6 +200,8 @@ def _async_wrapper(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
         finally:
             stage.end_span(token)
         stage.succeed(b, p, out, perf_counter() - t0)
+        if plan.shadow is not None:
+            stage.shadow(b, p, args, kwargs)
         return out
 
     wrapper.__modeltel_plan__ = plan  # type: ignore[attr-defined]

@@ -25,6 +25,7 @@ from modeltel._plan import Bound
 from modeltel._prediction import Prediction, set_current
 from modeltel._records import Chunk
 from modeltel._scores import score_of, scores_of_batch
+from modeltel._shadow import ShadowJob
 from modeltel._tenants import clean_tenant
 
 PRIMARY, FALLBACK, REJECT = 0, 1, 2
@@ -197,6 +198,13 @@ def succeed(b: Bound, p: Prediction, output: Any, duration: float) -> None:
         if strict():
             raise
     conclude(b, p, None)
+
+
+def shadow(b: Bound, p: Prediction, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Hand a share of answered calls (chosen by payload hash) to the challenger, off the path."""
+    with handle_internal_errors("shadow.submit"):
+        if p.route == PRIMARY and p.payload_hash and int(p.payload_hash, 16) < b.shadow_below:
+            b.runtime.shadows.submit(ShadowJob(b, p, args, kwargs))
 
 
 def fail(b: Bound, p: Prediction, exc: BaseException, duration: float) -> None:

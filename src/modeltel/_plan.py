@@ -41,6 +41,9 @@ class Plan:
         timeout: float | None = None,
         score_range: tuple[float, float] | None = None,
         predicted_class: Callable[[Any], Any] | None = None,
+        shadow: Callable[..., Any] | None = None,
+        shadow_rate: float = 0.05,
+        shadow_version: str | None = None,
         columns: Sequence[str] | None = None,
         sensitive: Sequence[str] = (),
         targets: Mapping[str, Any] | None = None,
@@ -77,6 +80,11 @@ class Plan:
         self.timeout = timeout
         self.score_range = score_range
         self.class_fn = predicted_class
+        if not 0.0 <= shadow_rate <= 1.0:
+            raise ConfigurationError(f"shadow_rate={shadow_rate!r}: expected a fraction from 0 to 1")
+        self.shadow = shadow
+        self.shadow_rate = shadow_rate
+        self.shadow_version = shadow_version or f"{self.version}+shadow"
         self.columns = tuple(columns) if columns is not None else None
         contract_sensitive = self.contract.sensitive if self.contract is not None else frozenset()
         self.sensitive = frozenset(sensitive) | contract_sensitive
@@ -147,6 +155,14 @@ class Bound:
         )
         self.limiter_remote = self.limiter is not None and settings.limits_backend != "memory"
         self.in_flight_key = ((n.MODEL_NAME, plan.model), (n.MODEL_VERSION, plan.version))
+        self.shadow_below = int(plan.shadow_rate * 2**64) if plan.shadow_rate < 1.0 else 2**64
+        self.shadow_records = (
+            None
+            if plan.shadow is None or records is None
+            else records.buffer_for(
+                plan.model, plan.shadow_version, {**plan.targets, "shadow_of": plan.version}
+            )
+        )
         self._cells: dict[tuple[str, str, str | None], Any] = {}
 
     def cell(self, tenant: str, outcome: str, cls: str | None = None) -> Any:

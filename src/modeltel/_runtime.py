@@ -37,6 +37,7 @@ from modeltel._internal import error_counts, logger
 from modeltel._recorders import ApiRecorder, LocalRecorder, Recorder
 from modeltel._records import RecordSink
 from modeltel._sampling import sampler_from_env
+from modeltel._shadow import ShadowRunner
 from modeltel._tenants import TenantCap
 from modeltel._version import __version__
 
@@ -57,6 +58,7 @@ class Runtime:
     span_gate: Any = None  # predicts the sampler's decision where modeltel built the sampler
     records: Any = None  # the RecordSink of per-call prediction records
     classes: Any = None  # the cap on ml.prediction.class values
+    shadows: Any = None  # runs challenger models off the request path
     _shutdown_done: bool = False
 
     @property
@@ -65,6 +67,8 @@ class Runtime:
 
     def force_flush(self, timeout_s: float | None = None) -> bool:
         """Export everything recorded so far; True when every provider flushed in time."""
+        if self.shadows is not None:
+            self.shadows.drain(self._deadline(timeout_s))
         if self.records is not None:
             self.records.flush()
         return _bounded(
@@ -149,6 +153,7 @@ def build_runtime(
     runtime = Runtime(settings, tracer, otel_logger, recorder, hasher, tenants, description, owned, factory)
     runtime.span_gate = gates[0] if gates else None
     runtime.classes = TenantCap(settings.max_classes)
+    runtime.shadows = ShadowRunner()
     if settings.prediction_records > 0:
         runtime.records = RecordSink(otel_logger)
     return runtime
