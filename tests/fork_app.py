@@ -6,6 +6,8 @@ import os
 import sys
 import threading
 
+from opentelemetry import trace
+
 import modeltel
 
 PARENT_BEFORE, PARENT_AFTER, CHILDREN, PER_CHILD = 10, 10, 5, 3
@@ -17,6 +19,8 @@ def predict(features: dict[str, float], tenant: str) -> float:
 
 
 def child() -> None:
+    with trace.get_tracer("app").start_as_current_span("app work in child"):
+        pass  # the application's own span, through the global provider set before the fork
     for _ in range(PER_CHILD):
         predict({"x": 1.0}, tenant="child")
     ok = modeltel.shutdown(timeout_s=5)

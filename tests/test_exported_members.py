@@ -21,6 +21,7 @@ def test_all_is_pinned() -> None:
         "current_prediction",
         "force_flush",
         "infer_contract",
+        "install_signal_handlers",
         "instrument",
         "payload_hash",
         "prediction",

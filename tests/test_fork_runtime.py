@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from modeltel._otlp_json import read_otlp_json
 from modeltel._summary import summarize
 
 APP = str(Path(__file__).with_name("fork_app.py"))
@@ -26,3 +27,40 @@ def test_children_forked_during_export_count_exactly_once(tmp_path: Path) -> Non
     rows = {r.tenant: r.calls for r in summarize(tmp_path).rows}
     assert rows["parent"] == 20
     assert rows["child"] == 5 * 3
+    names = [s["name"] for s in read_otlp_json(tmp_path).spans]
+    assert names.count("app work in child") == 5  # the app's spans still flow from the children
+
+
+SIGNAL_APP = """
+import os, signal, sys
+import modeltel
+
+@modeltel.instrument(model="sig", version="1")
+def predict(features):
+    return 0.5
+
+modeltel.install_signal_handlers()
+for _ in range(25):
+    predict({"x": 1.0})
+print("ready", flush=True)
+signal.pause()
+"""
+
+
+def test_sigterm_flushes_when_handlers_are_installed(tmp_path: Path) -> None:
+    """install_signal_handlers(): SIGTERM exports what was recorded, then ends the process as before."""
+    import signal as sig
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MODELTEL_"))}
+    env.update(MODELTEL_OUTPUT=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", SIGNAL_APP], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        proc.send_signal(sig.SIGTERM)
+        assert proc.wait(timeout=30) == -sig.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert {r.tenant: r.calls for r in summarize(tmp_path).rows}[""] == 25

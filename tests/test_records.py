@@ -77,3 +77,18 @@ def test_batch_rows_each_get_a_record() -> None:
     assert [r["prediction_id"] for r in rows] == [f"{p.prediction_id}/{i}" for i in range(3)]
     assert [r["score"] for r in rows] == [0.1, 0.2, 0.3]
     assert rows[1]["payload_hash"] == modeltel.payload_hash({"a": 0.2, "b": 2.0})
+
+
+def test_batch_decision_is_applied_per_row() -> None:
+    """decision= on a batch maps each row's score; the records carry one decision per row."""
+
+    @modeltel.instrument(
+        model="recd", version="1", batch=True, columns=["a"], decision=lambda s: "hi" if s > 0.5 else "lo"
+    )
+    def score(rows: np.ndarray) -> np.ndarray:
+        return rows[:, 0]
+
+    with capture() as c:
+        score(np.array([[0.2], [0.9], [0.6]]))
+        rows = _rows(c.logs)
+    assert [r["decision"] for r in rows] == ["lo", "hi", "hi"]

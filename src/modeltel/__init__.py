@@ -14,6 +14,7 @@ from modeltel._instrument import instrument, prediction
 from modeltel._outcomes import record_outcome
 from modeltel._prediction import Prediction, current_prediction
 from modeltel._runtime import configure, force_flush, shutdown
+from modeltel._signals import install_signal_handlers
 from modeltel._version import __version__
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "current_prediction",
     "force_flush",
     "infer_contract",
+    "install_signal_handlers",
     "instrument",
     "payload_hash",
     "prediction",

@@ -21,8 +21,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from modeltel._aggregate import Aggregator
 from modeltel._errors import ConfigurationError
-from modeltel._guarded import export_failures
-from modeltel._internal import handle_internal_errors
+from modeltel._guarded import export_failures, gate
+from modeltel._internal import handle_internal_errors, logger
 from modeltel._version import __version__
 
 _SIGNALS = ("traces", "metrics", "logs")
@@ -143,7 +143,16 @@ class MergingMetricExporter(MetricExporter):
         merged = metrics_data
         with handle_internal_errors("metrics.merge"):
             merged = self._merge(metrics_data)
-        result = self._inner.export(merged, timeout_millis=timeout_millis, **kwargs)
+        try:
+            with gate.lock:
+                result = self._inner.export(merged, timeout_millis=timeout_millis, **kwargs)
+        except Exception as exc:
+            logger.warning(
+                "modeltel: metric exporter raised %s: %s (counted as a failed export)",
+                type(exc).__name__,
+                exc,
+            )
+            result = MetricExportResult.FAILURE
         if result is not MetricExportResult.SUCCESS:
             export_failures.add("metrics")
         return result

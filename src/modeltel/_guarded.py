@@ -1,15 +1,21 @@
-"""Exporter wrappers for the pipeline modeltel installs: inert in a forked child, failures counted.
+"""Exporter wrappers for the pipeline modeltel installs: fork-aware, failures counted, never raising.
 
-A child inherits the parent's exporters, their connections and possibly a lock held mid-export;
-it must neither send through them nor re-send the parent's data. The child builds its own
-pipeline (see ``_runtime``), and these wrappers make the inherited one drop everything.
+* **Fork.** A forked child inherits the parent's exporters and their connections. Span and log
+  exporters rebind to a fresh inner exporter in the child (the SDK's batch processors already drop
+  the queue they inherited, so nothing is sent twice): the application's own spans, through a
+  global provider modeltel installed before the fork, keep flowing from gunicorn workers.
+  modeltel's own metrics exporter goes inert in a child instead; the child builds its own.
+* **Fork during export.** gRPC skips its fork handlers when another thread is inside a call, and
+  a child then can hang on its channel. Exports hold :data:`gate`; a fork waits (bounded) for it.
+* **Failures.** An exporter that raises (older HTTP exporters raise on a read timeout) counts as
+  a failed export, like one that returns FAILURE.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -17,6 +23,37 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from modeltel import _forksafe
+from modeltel._internal import logger
+
+FORK_WAIT_S = 1.0  # the longest a fork waits for an export in flight
+
+
+class _Gate:
+    """Held while a modeltel-installed exporter sends; a fork waits for it, bounded."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.held_for_fork = False
+
+    def before_fork(self) -> None:
+        self.held_for_fork = self.lock.acquire(timeout=FORK_WAIT_S)
+
+    def after_fork_in_parent(self) -> None:
+        if self.held_for_fork:
+            self.held_for_fork = False
+            self.lock.release()
+
+    def after_fork_in_child(self) -> None:
+        self.lock = threading.Lock()
+        self.held_for_fork = False
+
+
+gate = _Gate()
+os.register_at_fork(
+    before=gate.before_fork,
+    after_in_parent=gate.after_fork_in_parent,
+    after_in_child=gate.after_fork_in_child,
+)
 
 
 class ExportFailures:
@@ -45,47 +82,85 @@ class ExportFailures:
 export_failures = ExportFailures()
 
 
-class GuardedSpanExporter(SpanExporter):
-    """Delegates to ``inner`` in the process that created it; drops everything in a fork."""
+def _report(signal: str, exc: Exception) -> None:
+    logger.warning(
+        "modeltel: %s exporter raised %s: %s (counted as a failed export)", signal, type(exc).__name__, exc
+    )
 
-    def __init__(self, inner: SpanExporter) -> None:
-        self._inner = inner
+
+class GuardedSpanExporter(SpanExporter):
+    """Sends through ``inner``; in a forked child through ``remake()`` (or nowhere without one)."""
+
+    def __init__(self, inner: SpanExporter, remake: Callable[[], SpanExporter] | None = None) -> None:
+        self._inner: SpanExporter | None = inner
+        self._remake = remake
         self._pid = os.getpid()
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def _current(self) -> SpanExporter | None:
         if os.getpid() != self._pid:
+            self._inner = self._remake() if self._remake is not None else None
+            self._pid = os.getpid()
+        return self._inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        inner = self._current()
+        if inner is None:
             return SpanExportResult.SUCCESS
-        result = self._inner.export(spans)
+        try:
+            with gate.lock:
+                result = inner.export(spans)
+        except Exception as exc:
+            _report("span", exc)
+            result = SpanExportResult.FAILURE
         if result is not SpanExportResult.SUCCESS:
             export_failures.add("traces", len(spans))
         return result
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return os.getpid() != self._pid or self._inner.force_flush(timeout_millis)
+        inner = self._current()
+        return inner is None or inner.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
-        if os.getpid() == self._pid:
-            self._inner.shutdown()
+        inner = self._current()
+        if inner is not None:
+            inner.shutdown()
 
 
 class GuardedLogExporter(LogRecordExporter):
     """The log-record counterpart of :class:`GuardedSpanExporter`."""
 
-    def __init__(self, inner: LogRecordExporter) -> None:
-        self._inner = inner
+    def __init__(
+        self, inner: LogRecordExporter, remake: Callable[[], LogRecordExporter] | None = None
+    ) -> None:
+        self._inner: LogRecordExporter | None = inner
+        self._remake = remake
         self._pid = os.getpid()
 
-    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+    def _current(self) -> LogRecordExporter | None:
         if os.getpid() != self._pid:
+            self._inner = self._remake() if self._remake is not None else None
+            self._pid = os.getpid()
+        return self._inner
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        inner = self._current()
+        if inner is None:
             return LogRecordExportResult.SUCCESS
-        result = self._inner.export(batch)
+        try:
+            with gate.lock:
+                result = inner.export(batch)
+        except Exception as exc:
+            _report("log", exc)
+            result = LogRecordExportResult.FAILURE
         if result is not LogRecordExportResult.SUCCESS:
             export_failures.add("logs", len(batch))
         return result
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return os.getpid() != self._pid or bool(self._inner.force_flush(timeout_millis))
+        inner = self._current()
+        return inner is None or bool(inner.force_flush(timeout_millis))
 
     def shutdown(self) -> None:
-        if os.getpid() == self._pid:
-            self._inner.shutdown()  # type: ignore[no-untyped-call]
+        inner = self._current()
+        if inner is not None:
+            inner.shutdown()  # type: ignore[no-untyped-call]

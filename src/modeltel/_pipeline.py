@@ -240,9 +240,17 @@ def _take_output(b: Bound, p: Prediction, output: Any) -> None:
     if not p.rows:
         cls = plan.class_fn(output) if plan.class_fn is not None else _class_of(raw)
         p.cls = None if cls is None else str(cls)
-    if plan.decision_fn is not None and p.decision is None:
-        decision = plan.decision_fn(output)
-        p.decision = None if decision is None else str(decision)
+    if plan.decision_fn is None or p.decision is not None:
+        return
+    if p.rows:  # a batch: decision= maps each row's score
+        if p.scores is not None:
+            p.row_decisions = [_text(plan.decision_fn(s)) for s in p.scores.tolist()]
+    else:
+        p.decision = _text(plan.decision_fn(output))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _check_expectations(b: Bound, p: Prediction) -> None:
@@ -318,10 +326,12 @@ def _add_record(b: Bound, p: Prediction) -> None:
     scores = p.scores.tolist() if p.scores is not None else [None] * p.rows
     shared = (p.tenant, p.decision, p.outcome, now, p.duration, cost / p.rows)
     hashes = list(p.row_hashes)
+    decisions = p.row_decisions
     if b.records_below < 2**64:  # a share of the rows, chosen by hash
         keep = [i for i, h in enumerate(hashes) if int(h, 16) < b.records_below]
         hashes, scores = [hashes[i] for i in keep], [scores[i] for i in keep]
-    records.add_chunk(Chunk(p.prediction_id, hashes, scores, shared))
+        decisions = None if decisions is None else [decisions[i] for i in keep]
+    records.add_chunk(Chunk(p.prediction_id, hashes, scores, shared, decisions))
 
 
 def _finish_span(p: Prediction, exc: BaseException | None) -> None:

@@ -55,6 +55,7 @@ class Prediction:
         "prediction_id",
         "rejection",
         "route",
+        "row_decisions",
         "row_hashes",
         "rows",
         "sample_rows",
@@ -84,6 +85,7 @@ class Prediction:
         self.in_records = False
         self.rows = 0  # 0: a single-row call; otherwise the batch size
         self.row_hashes: Sequence[str] = ()
+        self.row_decisions: list[str | None] | None = None
         self.sample_rows: Sequence[int] = ()
         self.route = 0
         self.rejection: BaseException | None = None

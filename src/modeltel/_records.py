@@ -79,11 +79,12 @@ class RecordBuffer:
 
 
 class Chunk:
-    """One batch call: per-row hashes and scores, the rest shared by every row."""
+    """One batch call: per-row hashes, scores and decisions; the rest shared by every row."""
 
     __slots__ = (
         "cost",
         "decision",
+        "decisions",
         "duration",
         "hashes",
         "outcome",
@@ -94,16 +95,27 @@ class Chunk:
     )
 
     def __init__(
-        self, prediction_id: str, hashes: list[str], scores: list[Any], shared: tuple[Any, ...]
+        self,
+        prediction_id: str,
+        hashes: list[str],
+        scores: list[Any],
+        shared: tuple[Any, ...],
+        decisions: list[str | None] | None = None,
     ) -> None:
-        self.prediction_id, self.hashes, self.scores = prediction_id, hashes, scores
+        self.prediction_id, self.hashes, self.scores, self.decisions = (
+            prediction_id,
+            hashes,
+            scores,
+            decisions,
+        )
         self.tenant, self.decision, self.outcome, self.time, self.duration, self.cost = shared
 
     def columns(self) -> list[list[Any]]:
         n = len(self.hashes)
         ids = [f"{self.prediction_id}/{i}" for i in range(n)]
-        shared = (self.decision, self.outcome, self.time, self.duration, self.cost)
-        return [ids, self.hashes, [self.tenant] * n, self.scores, *([v] * n for v in shared)]
+        decisions = self.decisions if self.decisions is not None else [self.decision] * n
+        shared = (self.outcome, self.time, self.duration, self.cost)
+        return [ids, self.hashes, [self.tenant] * n, self.scores, decisions, *([v] * n for v in shared)]
 
 
 class RecordSink:

@@ -59,6 +59,9 @@ class Runtime:
     records: Any = None  # the RecordSink of per-call prediction records
     classes: Any = None  # the cap on ml.prediction.class values
     shadows: Any = None  # runs challenger models off the request path
+    # In a forked child: the parent's tracer and logger providers, still global and used by the
+    # application; their exporters rebound to this process (see _guarded), so we flush them too.
+    inherited: list[Any] = field(default_factory=list)
     _shutdown_done: bool = False
 
     @property
@@ -67,22 +70,29 @@ class Runtime:
 
     def force_flush(self, timeout_s: float | None = None) -> bool:
         """Export everything recorded so far; True when every provider flushed in time."""
+        return _bounded(self._flush_all, self._deadline(timeout_s))
+
+    def _flush_all(self) -> bool:
+        # Shadows first (they add records), then records (they add log records), then providers.
         if self.shadows is not None:
-            self.shadows.drain(self._deadline(timeout_s))
+            self.shadows.drain(self._deadline(None))
         if self.records is not None:
             self.records.flush()
-        return _bounded(
-            lambda: all(p.force_flush() is not False for p in self.owned), self._deadline(timeout_s)
-        )
+        return all(p.force_flush() is not False for p in [*self.owned, *self.inherited])
 
     def shutdown(self, timeout_s: float | None = None) -> bool:
         """Flush and stop the providers modeltel installed, within a bounded time."""
         if self._shutdown_done:
             return True
         self._shutdown_done = True
+        return _bounded(self._shutdown_all, self._deadline(timeout_s))
+
+    def _shutdown_all(self) -> bool:
+        if self.shadows is not None:
+            self.shadows.drain(self._deadline(None))
         if self.records is not None:
             self.records.stop()
-        return _bounded(lambda: _shutdown_all(self.owned), self._deadline(timeout_s))
+        return _shutdown_all([*self.owned, *self.inherited])
 
     def _deadline(self, timeout_s: float | None) -> float:
         return self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
@@ -140,16 +150,16 @@ def build_runtime(
     if sinks is None and not _all_foreign():
         sinks = sinks_from_env(settings.output)
     owned: list[Any] = []
-    guarded = _guard(sinks) if sinks is not None else None
+    if own_all:
+        factory: Any = _same_sinks(sinks)
+    else:
+        factory = functools.partial(sinks_from_env, settings.output)
+    guarded = _guard(sinks, factory) if sinks is not None else None
     gates: list[Any] = []
     tracer = _tracer(resource, guarded, own_all, install_globals, owned, gates)
     otel_logger = _logger(resource, guarded, own_all, install_globals, owned)
     recorder = _recorder(settings, resource, guarded, own_all, install_globals, owned, export_interval_millis)
     description = sinks.description if sinks else "the application's OpenTelemetry providers"
-    if own_all:
-        factory: Any = _same_sinks(sinks)
-    else:
-        factory = functools.partial(sinks_from_env, settings.output)
     runtime = Runtime(settings, tracer, otel_logger, recorder, hasher, tenants, description, owned, factory)
     runtime.span_gate = gates[0] if gates else None
     runtime.classes = TenantCap(settings.max_classes)
@@ -163,10 +173,11 @@ def _same_sinks(sinks: Sinks | None) -> Any:
     return lambda: sinks
 
 
-def _guard(sinks: Sinks) -> Sinks:
-    return Sinks(
-        GuardedSpanExporter(sinks.spans), sinks.metrics, GuardedLogExporter(sinks.logs), sinks.description
-    )
+def _guard(sinks: Sinks, factory: Any) -> Sinks:
+    # In a forked child, span and log exporters rebuild from the factory (see _guarded).
+    spans = GuardedSpanExporter(sinks.spans, lambda: factory().spans)
+    logs = GuardedLogExporter(sinks.logs, lambda: factory().logs)
+    return Sinks(spans, sinks.metrics, logs, sinks.description)
 
 
 def _all_foreign() -> bool:
@@ -346,7 +357,9 @@ def get_runtime() -> Runtime:
             parent = _state.parent
             if parent is not None:
                 _state.parent = None
-                _install(build_runtime(parent.settings, parent.sink_factory(), install_globals=False), {})
+                child = build_runtime(parent.settings, parent.sink_factory(), install_globals=False)
+                child.inherited = [p for p in parent.owned if not isinstance(p, MeterProvider)]
+                _install(child, {})
             else:
                 _install(build_runtime(load_settings()), {})
         assert _state.runtime is not None
