@@ -84,40 +84,16 @@ def sql_string(text: str | Path) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def load_telemetry(con: Any, folder: Path, *, convert: bool = True) -> None:
-    """Create the loop's tables from ``folder``'s ``logs*.jsonl`` (OTLP-JSON) and ``predictions*.parquet``.
-
-    With ``convert`` (and pyarrow installed) the logs' prediction records go through the
-    converted Parquet cache (:mod:`modeltel.loop._cache`), otherwise DuckDB parses the JSON.
-    """
+def load_telemetry(con: Any, folder: Path) -> None:
+    """Create the loop's tables from ``folder``'s ``logs*.jsonl`` (OTLP-JSON) and ``predictions*.parquet``."""
     for statement in (*_MACROS, *_EMPTY):
         con.execute(statement)
     logs = sorted(folder.glob("logs*.jsonl"))
-    if logs and convert and _has_pyarrow():
-        _load_converted_logs(con, logs)
-    elif logs:
+    if logs:
         _load_logs(con, logs)
     tables = sorted(folder.glob("predictions*.parquet"))
     if tables:
         _load_prediction_tables(con, tables)
-
-
-def _has_pyarrow() -> bool:
-    try:
-        import pyarrow.parquet  # type: ignore[import-untyped]  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _load_converted_logs(con: Any, files: Sequence[Path]) -> None:
-    from modeltel.loop._cache import converted
-
-    with converted(files) as (tables, other):
-        if other:
-            _load_logs(con, other)
-        if tables:
-            _load_prediction_tables(con, tables)
 
 
 def _load_logs(con: Any, files: Sequence[Path]) -> None:
@@ -151,8 +127,7 @@ def _insert_predictions(con: Any) -> None:
         SELECT model, version, coalesce(mt_str(tenant_v), ''), mt_str(prediction_id_v),
                mt_str(payload_hash_v),
                mt_num(score_v), mt_str(decision_v), mt_str(outcome_v),
-               coalesce(TRY_CAST(time_v.intValue AS BIGINT), CAST(mt_num(time_v) AS BIGINT), ts),
-               mt_num(duration_v), coalesce(mt_num(cost_v), 0)
+               coalesce(CAST(mt_num(time_v) AS BIGINT), ts), mt_num(duration_v), coalesce(mt_num(cost_v), 0)
         FROM (SELECT mt_str(mt_attr(attributes, 'ml.model.name')) AS model,
                      mt_str(mt_attr(attributes, 'ml.model.version')) AS version, ts, {unnests},
                      unnest(mt_col(body, 'time_unix_nano')) AS time_v,
