@@ -1,9 +1,11 @@
-"""Loading telemetry and labels into four flat DuckDB tables, in SQL, without Python row loops.
+"""Loading telemetry and labels into four flat DuckDB tables.
 
-DuckDB reads the OTLP-JSON lines itself (``read_json`` with an explicit schema) and unnests
-``resourceLogs -> scopeLogs -> logRecords`` and the columnar body of each
-``ml.prediction.records`` record, so memory stays bounded by DuckDB's buffer manager rather
-than by the file size. The tables every later step reads:
+The SQL path: DuckDB reads OTLP-JSON lines itself (``read_json`` with an explicit schema) and
+unnests ``resourceLogs -> scopeLogs -> logRecords`` and the columnar body of each
+``ml.prediction.records`` record. Parsing every AnyValue wrapper that way is slow, so by default
+the prediction records are first converted to (cached) Parquet by :mod:`modeltel.loop._cache`
+and only the remaining records take the SQL path; both give the same tables. Memory stays
+bounded either way. The tables every later step reads:
 
 ``predictions``   model, version, tenant, prediction_id, payload_hash, score, decision, outcome,
                   ts (Unix ns), duration_s, cost: one row per prediction
@@ -84,16 +86,40 @@ def sql_string(text: str | Path) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def load_telemetry(con: Any, folder: Path) -> None:
-    """Create the loop's tables from ``folder``'s ``logs*.jsonl`` (OTLP-JSON) and ``predictions*.parquet``."""
+def load_telemetry(con: Any, folder: Path, *, convert: bool = True) -> None:
+    """Create the loop's tables from ``folder``'s ``logs*.jsonl`` (OTLP-JSON) and ``predictions*.parquet``.
+
+    With ``convert`` (and pyarrow installed) the logs' prediction records go through the
+    converted Parquet cache (:mod:`modeltel.loop._cache`), otherwise DuckDB parses the JSON.
+    """
     for statement in (*_MACROS, *_EMPTY):
         con.execute(statement)
     logs = sorted(folder.glob("logs*.jsonl"))
-    if logs:
+    if logs and convert and _has_pyarrow():
+        _load_converted_logs(con, logs)
+    elif logs:
         _load_logs(con, logs)
     tables = sorted(folder.glob("predictions*.parquet"))
     if tables:
         _load_prediction_tables(con, tables)
+
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow.parquet  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _load_converted_logs(con: Any, files: Sequence[Path]) -> None:
+    from modeltel.loop._cache import converted
+
+    with converted(files) as (tables, other):
+        if other:
+            _load_logs(con, other)
+        if tables:
+            _load_prediction_tables(con, tables)
 
 
 def _load_logs(con: Any, files: Sequence[Path]) -> None:
@@ -127,7 +153,8 @@ def _insert_predictions(con: Any) -> None:
         SELECT model, version, coalesce(mt_str(tenant_v), ''), mt_str(prediction_id_v),
                mt_str(payload_hash_v),
                mt_num(score_v), mt_str(decision_v), mt_str(outcome_v),
-               coalesce(CAST(mt_num(time_v) AS BIGINT), ts), mt_num(duration_v), coalesce(mt_num(cost_v), 0)
+               coalesce(TRY_CAST(time_v.intValue AS BIGINT), CAST(mt_num(time_v) AS BIGINT), ts),
+               mt_num(duration_v), coalesce(mt_num(cost_v), 0)
         FROM (SELECT mt_str(mt_attr(attributes, 'ml.model.name')) AS model,
                      mt_str(mt_attr(attributes, 'ml.model.version')) AS version, ts, {unnests},
                      unnest(mt_col(body, 'time_unix_nano')) AS time_v,
