@@ -29,6 +29,7 @@ from opentelemetry.sdk.metrics.export import (
 
 from modeltel import _forksafe
 from modeltel import _names as n
+from modeltel._scores import split_finite
 
 
 class Hist:
@@ -171,16 +172,13 @@ class Aggregator:
         sampled: int,
     ) -> None:
         """One batch call: ``rows`` predictions, one duration, per-row scores."""
-        finite = None
-        if scores is not None:
-            mask = np.isfinite(scores)
-            finite = scores if mask.all() else scores[mask]
+        finite, non_finite = split_finite(scores) if scores is not None else (None, 0)
         with self._lock:
             cell.predictions += rows
             cell.duration.add(duration)
-            if finite is not None and scores is not None:
+            if finite is not None:
                 cell.score.add_many(finite)
-                cell.non_finite += int(scores.size - finite.size)
+                cell.non_finite += non_finite
             if cost:
                 cell.cost += cost
             cell.sampled += sampled

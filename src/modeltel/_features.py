@@ -31,7 +31,7 @@ def rows_to_sample(b: Bound, p: Prediction, hashes: Any) -> list[int]:
 def emit_feature_records(b: Bound, p: Prediction) -> None:
     """One record for a single-row call; one per sampled row for a batch."""
     if not p.rows:
-        _emit(b, p, _as_mapping(b, p.features), p.payload_hash, p.score, None)
+        _emit(b, p, as_mapping(b, p.features), p.payload_hash, p.score, None)
         return
     from modeltel._batch import row_mapping
 
@@ -41,11 +41,10 @@ def emit_feature_records(b: Bound, p: Prediction) -> None:
         _emit(b, p, row_mapping(b, p.features, i), p.row_hashes[i] if p.row_hashes else "", score, i)
 
 
-def _as_mapping(b: Bound, features: Any) -> Any:
+def as_mapping(b: Bound, features: Any) -> Any:
+    """The features as a mapping: a pydantic model or dataclass through the contract; dicts as given."""
     contract = b.plan.contract
-    if contract is not None:
-        return contract.to_mapping(features)
-    return features
+    return contract.to_mapping(features) if contract is not None and type(features) is not dict else features
 
 
 def _emit(

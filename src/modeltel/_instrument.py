@@ -9,6 +9,7 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
+from modeltel import _names as n
 from modeltel import _pipeline as stage
 from modeltel._binding import argument_getter, features_getter
 from modeltel._config import load_settings
@@ -19,15 +20,7 @@ from modeltel._runtime import Runtime, _state, get_runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_TARGET_KEYS = (
-    "owner",
-    "purpose",
-    "metric",
-    "label_source",
-    "label_delay",
-    "latency_budget_ms",
-    "cost_per_1k_target",
-)
+_TARGET_KEYS = n.TRUTH_KEYS
 
 
 @overload

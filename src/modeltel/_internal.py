@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 logger = logging.getLogger("modeltel")
 
@@ -88,14 +88,3 @@ class handle_internal_errors:
         guarded.__name__ = getattr(fn, "__name__", "guarded")
         guarded.__doc__ = fn.__doc__
         return guarded
-
-
-def call_guarded(site: str, fn: Callable[..., R], *args: Any, default: R) -> R:
-    """Call ``fn`` and return ``default`` (after counting) if it raises."""
-    try:
-        return fn(*args)
-    except Exception as exc:
-        report_internal_error(site, exc)
-        if strict():
-            raise
-        return default

@@ -52,6 +52,11 @@ EVENT_FEATURES: Final = "ml.features"
 EVENT_RECORDS: Final = "ml.prediction.records"
 EVENT_OUTCOME: Final = "ml.outcome"
 
+# The model's truth table: declared with @instrument(owner=..., ...), carried as ml.model.<key>.
+TRUTH_KEYS: Final = (
+    "owner", "purpose", "metric", "label_source", "label_delay", "latency_budget_ms", "cost_per_1k_target",
+)  # fmt: skip
+
 # outcomes
 OK: Final = "ok"
 ERROR: Final = "error"

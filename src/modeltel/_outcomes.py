@@ -19,7 +19,7 @@ from modeltel._runtime import get_runtime
 
 __all__ = ["EVENT_OUTCOME", "OUTCOME_LABEL", "record_outcome"]
 
-EVENT_OUTCOME: Final = "ml.outcome"
+EVENT_OUTCOME: Final = n.EVENT_OUTCOME
 OUTCOME_LABEL: Final = "ml.outcome.label"
 
 

@@ -18,7 +18,7 @@ from opentelemetry.trace import INVALID_SPAN
 
 from modeltel import _names as n
 from modeltel._errors import BudgetExceeded, ContractViolation, RateLimited
-from modeltel._features import emit_feature_records, rows_to_sample
+from modeltel._features import as_mapping, emit_feature_records, rows_to_sample
 from modeltel._ids import new_prediction_id
 from modeltel._internal import handle_internal_errors, report_internal_error, strict
 from modeltel._plan import Bound
@@ -67,7 +67,7 @@ def admit(b: Bound, p: Prediction) -> None:
     """Rate limit and budget reservation; an over-limit call never reaches predict."""
     if b.limiter is None:
         return
-    a = b.limiter.admit(p.tenant, expected_cost(b, p))
+    a = b.limiter.admit(p.tenant, expected_cost(b, p.rows))
     apply_admission(b, p, a)
 
 
@@ -88,11 +88,11 @@ def apply_admission(b: Bound, p: Prediction, a: Any) -> None:
     _route_around(b, p)
 
 
-def expected_cost(b: Bound, p: Prediction) -> float:
+def expected_cost(b: Bound, rows: int) -> float:
+    """The cost reserved before predict: a numeric ``cost=``, else the configured rate, per row."""
     cost = b.plan.cost
-    if isinstance(cost, (int, float)):
-        return float(cost) * max(p.rows, 1)
-    return b.cost_per_row * max(p.rows, 1)
+    per_row = float(cost) if isinstance(cost, (int, float)) else b.cost_per_row
+    return per_row * max(rows, 1)
 
 
 def validate(b: Bound, p: Prediction) -> None:
@@ -144,15 +144,10 @@ def identify(b: Bound, p: Prediction) -> None:
         p.sample_rows = rows_to_sample(b, p, hashes)
         p.sampled = bool(p.sample_rows)
         return
-    h = b.hasher.hash_int(_mapping(b, p.features))
+    h = b.hasher.hash_int(as_mapping(b, p.features))
     p.payload_hash = f"{h:016x}"
     p.sampled = h < b.sample_below or bool(p.violations)
     p.in_records = h < b.records_below and b.records is not None
-
-
-def _mapping(b: Bound, features: Any) -> Any:
-    contract = b.plan.contract
-    return contract.to_mapping(features) if contract is not None and type(features) is not dict else features
 
 
 def _row_count(features: Any) -> int:
@@ -278,7 +273,7 @@ def settle(b: Bound, p: Prediction, output: Any) -> None:
     """The actual cost: ``p.record(cost=)``, else ``cost=`` (number or callable), else the rate."""
     if p.cost is None:
         cost = b.plan.cost
-        p.cost = float(cost(output, p.features)) if callable(cost) else expected_cost(b, p)
+        p.cost = float(cost(output, p.features)) if callable(cost) else expected_cost(b, p.rows)
     a = p.admission
     # Only a budget reservation needs settling (an unsettled one is freed when its lease ends).
     if a is not None and a.allowed and a.lease:
@@ -378,7 +373,5 @@ async def prepare_async(b: Bound, tenant: Any, features: Any) -> Prediction:
     admission = None
     with handle_internal_errors("admit.async"):
         rows = _row_count(features) if b.plan.batch else 0
-        probe = Prediction(b)
-        probe.rows = rows
-        admission = await limiter.admit_async(clean_tenant(tenant), expected_cost(b, probe))
+        admission = await limiter.admit_async(clean_tenant(tenant), expected_cost(b, rows))
     return prepare(b, tenant, features, admission)

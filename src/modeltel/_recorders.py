@@ -15,6 +15,7 @@ from opentelemetry import metrics
 
 from modeltel import _names as n
 from modeltel._aggregate import Aggregator, Cell
+from modeltel._scores import split_finite
 
 
 class Recorder(Protocol):
@@ -122,12 +123,11 @@ class ApiRecorder:
         attrs = cell.base
         self._duration.record(duration, attrs)
         if scores is not None:
-            finite = np.isfinite(scores)
-            for s in scores[finite].tolist():
+            finite, non_finite = split_finite(scores)
+            for s in finite.tolist():
                 self._score.record(s, attrs)
-            bad = int(scores.size - finite.sum())
-            if bad:
-                self._non_finite.add(bad, _without_outcome(attrs))
+            if non_finite:
+                self._non_finite.add(non_finite, _without_outcome(attrs))
         if cost:
             self._cost.add(cost, attrs)
         if sampled:

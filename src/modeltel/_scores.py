@@ -45,6 +45,13 @@ def _score_of_vector(v: np.ndarray[Any, Any]) -> float | None:
     return float(v.max())
 
 
+def split_finite(scores: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], int]:
+    """The finite scores (recorded in the histogram) and how many were NaN or infinite."""
+    mask = np.isfinite(scores)
+    finite = scores if mask.all() else scores[mask]
+    return finite, int(scores.size - finite.size)
+
+
 def scores_of_batch(output: Any, n_rows: int) -> np.ndarray[Any, Any] | None:
     """Per-row scores of a batch prediction (float64, length ``n_rows``), or None."""
     if output is None:

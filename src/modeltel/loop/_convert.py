@@ -30,14 +30,15 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
+from modeltel import _names as n
 from modeltel._outcomes import EVENT_OUTCOME
 from modeltel._records import COLUMNS
 from modeltel.loop._values import first_values, nanos, number, record_time, text
 
 __all__ = ["EVENTS", "convert_all", "convert_range", "cpu_count", "line_ranges", "part_files"]
 
-EVENT_PREDICTIONS: Final = "ml.prediction.records"
-EVENTS: Final = frozenset({EVENT_PREDICTIONS, "ml.features", EVENT_OUTCOME})
+EVENT_PREDICTIONS: Final = n.EVENT_RECORDS
+EVENTS: Final = frozenset({EVENT_PREDICTIONS, n.EVENT_FEATURES, EVENT_OUTCOME})
 _NUMBERS: Final = frozenset({"score", "duration_s", "cost"})
 _BATCH_ROWS: Final = 262_144
 # Dictionary encoding pays off for these; on the unique ids it only costs time.

@@ -24,21 +24,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from modeltel import _names as n
 from modeltel._outcomes import EVENT_OUTCOME, OUTCOME_LABEL
 
 __all__ = ["EVENT_PREDICTIONS", "TRUTH_KEYS", "load_labels", "load_telemetry", "sql_string"]
 
-EVENT_PREDICTIONS: Final = "ml.prediction.records"
-EVENT_FEATURES: Final = "ml.features"
-TRUTH_KEYS: Final = (
-    "owner",
-    "purpose",
-    "metric",
-    "label_source",
-    "label_delay",
-    "latency_budget_ms",
-    "cost_per_1k_target",
-)
+EVENT_PREDICTIONS: Final = n.EVENT_RECORDS
+EVENT_FEATURES: Final = n.EVENT_FEATURES
+TRUTH_KEYS: Final = n.TRUTH_KEYS
 
 _SCALARS = "stringValue VARCHAR, doubleValue VARCHAR, intValue VARCHAR, boolValue BOOLEAN"
 _AV = f"STRUCT({_SCALARS})"
