@@ -160,7 +160,8 @@ def test_budget_reports_remaining_and_reset() -> None:
     assert (denied.reason, denied.remaining, denied.resets_at) == ("budget_exceeded", 1.0, first.resets_at)
 
 
-def test_ledger_matches_an_independent_tally() -> None:
+@pytest.mark.parametrize("commit", [False, True], ids=["lease", "commit"])
+def test_ledger_matches_an_independent_tally(commit: bool) -> None:
     """After random admits, settles (other actual costs) and releases, spend equals the tally."""
     rng = random.Random(7)
     lim = limiter(budgets="acme=1000/day")
@@ -169,7 +170,7 @@ def test_ledger_matches_an_independent_tally() -> None:
     for _ in range(3000):
         roll = rng.random()
         if roll < 0.5 or not open_:
-            admission = lim.admit("acme", rng.choice([0.0, 0.25, 1.0, 2.5]))
+            admission = lim.admit("acme", rng.choice([0.0, 0.25, 1.0, 2.5]), commit=commit)
             if admission.allowed:
                 open_.append(admission)
         else:
@@ -185,7 +186,38 @@ def test_ledger_matches_an_independent_tally() -> None:
     assert lim._local.ledger_totals("acme") == (tally, 0)
 
 
-def test_threads_settling_concurrently_keep_the_ledger_exact(fast_switching: None) -> None:
+def test_committed_charge_is_spent_at_admit_and_adjusted_at_settle() -> None:
+    """commit=True charges at once: settle with the same cost is free, another cost adjusts,
+    release refunds, and a charge never settled stays spent (no lease frees it)."""
+    clock = FakeClock()
+    lim = limiter(budgets="acme=10/day", clock=clock, lease_s=60.0)
+    first = lim.admit("acme", 2.0, commit=True)
+    assert (first.allowed, first.remaining) == (True, 8.0)
+    assert lim._local.ledger_totals("acme") == (2_000_000, 0)  # spent, nothing held under a lease
+    lim.settle(first, 2.0)
+    assert lim._local.ledger_totals("acme") == (2_000_000, 0)
+    second = lim.admit("acme", 2.0, commit=True)
+    lim.settle(second, 3.5)
+    assert lim._local.ledger_totals("acme") == (5_500_000, 0)
+    lim.release(lim.admit("acme", 4.0, commit=True))
+    assert lim._local.ledger_totals("acme") == (5_500_000, 0)
+    lim.admit("acme", 1.0, commit=True)  # never settled
+    clock.now += 120  # past any lease
+    assert lim._local.ledger_totals("acme") == (6_500_000, 0)
+    assert lim.admit("acme", 4.0, commit=True).reason == "budget_exceeded"
+
+
+def test_settling_a_committed_charge_after_eviction_charges_the_actual_cost() -> None:
+    """If the tenant's entry was evicted, its new ledger never held the charge: settle adds it all."""
+    lim = limiter(budgets="*=100/day", max_tenants=1)
+    admission = lim.admit("acme", 2.0, commit=True)
+    lim.admit("other", 1.0, commit=True)  # the table holds one tenant: acme is evicted
+    lim.settle(admission, 3.0)
+    assert lim._local.ledger_totals("acme") == (3_000_000, 0)
+
+
+@pytest.mark.parametrize("commit", [False, True], ids=["lease", "commit"])
+def test_threads_settling_concurrently_keep_the_ledger_exact(fast_switching: None, commit: bool) -> None:
     """8 threads admitting and settling at once leave spend == sum of settled costs, nothing reserved."""
     lim = limiter(budgets="acme=1000000/day")
     barrier = threading.Barrier(8)
@@ -193,7 +225,7 @@ def test_threads_settling_concurrently_keep_the_ledger_exact(fast_switching: Non
     def run() -> None:
         barrier.wait()
         for i in range(500):
-            admission = lim.admit("acme", 1.0)
+            admission = lim.admit("acme", 1.0, commit=commit)
             if i % 3:
                 lim.settle(admission, 0.5)
             else:

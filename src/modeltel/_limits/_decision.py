@@ -41,6 +41,8 @@ class Admission:
     """Internal: the reservation's lease id (0 or "" when nothing is reserved)."""
     local: bool = False
     """Internal: settle against the in-process store rather than the shared backend."""
+    committed: bool = False
+    """Internal: ``reserved`` was charged as spend at admit (no lease); settle adjusts it."""
 
 
 ALLOWED: Final = Admission(allowed=True)

@@ -110,6 +110,7 @@ class Limiter:
         self.enabled = bool(rates or budgets)
         """False when no limit is configured: ``admit`` then returns at once."""
         self._policy = on_error
+        self._units_memo: tuple[float, int] = (0.0, 0)
         self._rules = _Rules(rates, budgets, US_PER_S if shared else NS_PER_S, 1)
         self._local = MemoryStore(
             stats=self.stats, max_tenants=max_tenants, lease_s=lease_s, clock=clock, fallback=shared
@@ -124,8 +125,15 @@ class Limiter:
 
     # -- admit ---------------------------------------------------------------------------------
 
-    def admit(self, tenant: str, cost: float = 0.0) -> Admission:
-        """Decide one call for ``tenant`` and reserve ``cost`` against its budget; never raises."""
+    def admit(self, tenant: str, cost: float = 0.0, *, commit: bool = False) -> Admission:
+        """Decide one call for ``tenant`` and reserve ``cost`` against its budget; never raises.
+
+        ``commit=True`` (memory backend; a shared backend ignores it and keeps leases) charges
+        ``cost`` as spend at once: ``settle`` with the same cost is then free, ``settle`` with
+        another cost charges the difference and ``release`` refunds it. One lock round instead
+        of two for the common fixed-cost call; a reservation that is never settled stays spent
+        rather than being freed when its lease ends.
+        """
         if not self.enabled:
             return ALLOWED
         rules = self._rules  # lookup() inlined: this is the hot path
@@ -134,9 +142,14 @@ class Limiter:
         if rate is None and budget is None:
             return ALLOWED
         try:
-            units = to_units(cost) if budget is not None else 0
+            units = 0
+            if budget is not None:
+                memo = self._units_memo  # callers mostly pass one cost over and over
+                if memo[0] != cost:
+                    memo = self._units_memo = (cost, to_units(cost))
+                units = memo[1]
             if self._remote is None:
-                return self._local.admit(tenant, rate, budget, units)
+                return self._local.admit(tenant, rate, budget, units, commit)
             if not self._breaker.allow():
                 return self._short_circuit(tenant, units)
             try:
@@ -203,6 +216,8 @@ class Limiter:
             return
         try:
             units = to_units(actual_cost)
+            if admission.committed and units == admission.reserved:
+                return  # charged at admit, and that was the actual cost
             if self._remote is None or admission.local:
                 self._local.settle(admission, units)
             elif self._breaker.allow():

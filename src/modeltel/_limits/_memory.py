@@ -82,8 +82,14 @@ class MemoryStore:
         """Replace the lock, which another thread of the parent may have held at fork."""
         self.lock = threading.Lock()
 
-    def admit(self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int) -> Admission:
-        """Decide one call; reserve ``cost`` micro-units if ``budget`` applies."""
+    def admit(
+        self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int, commit: bool = False
+    ) -> Admission:
+        """Decide one call; reserve ``cost`` micro-units if ``budget`` applies.
+
+        ``commit`` charges the cost as spend at once instead of holding it under a lease, so
+        ``settle`` only has work to do when the actual cost differs (see ``Limiter.admit``).
+        """
         # The hot path: acquire/release (not ``with``), GCRA inlined, counters bumped in place;
         # each saves ~0.1 µs in CPython.
         lock = self.lock
@@ -102,7 +108,7 @@ class MemoryStore:
             if budget is None:
                 admission = self._allowed
             else:
-                admission = self._reserve(entry, tenant, budget, cost)
+                admission = self._reserve(entry, tenant, budget, cost, commit)
                 if not admission.allowed:
                     return self._count(admission)
             entry.tat = tat
@@ -114,7 +120,7 @@ class MemoryStore:
             lock.release()
 
     def settle(self, admission: Admission, actual: int) -> None:
-        """Swap ``admission``'s reservation for ``actual`` micro-units (0 to release)."""
+        """Swap ``admission``'s reservation or committed charge for ``actual`` micro-units (0: release)."""
         if admission.window == NO_BUDGET:
             return
         lock = self.lock
@@ -128,10 +134,14 @@ class MemoryStore:
             ledger = entry.ledger
             if ledger is None:
                 ledger = entry.ledger = Ledger()
+            # A committed admission's charge is already in its window's ledger, unless the
+            # tenant's entry was evicted since (then the ledger is new and holds none of it).
+            charged = admission.reserved if admission.committed else 0
             if ledger.start != admission.window:
                 if ledger.start > admission.window:
                     return
                 ledger.roll(admission.window, int(admission.resets_at))
+                charged = 0
             leases, lease = ledger.leases, admission.lease
             if leases is not None and isinstance(lease, int):
                 held = leases.pop(lease, None)
@@ -139,7 +149,7 @@ class MemoryStore:
                     ledger.reserved -= held[0]
                 if not leases:
                     ledger.leases = None
-            ledger.spent += actual
+            ledger.spent += actual - charged
         finally:
             lock.release()
 
@@ -152,7 +162,7 @@ class MemoryStore:
             entry.ledger.expire(self._wall())
             return entry.ledger.spent, entry.ledger.reserved
 
-    def _reserve(self, entry: _Entry, tenant: str, budget: BudgetRule, cost: int) -> Admission:
+    def _reserve(self, entry: _Entry, tenant: str, budget: BudgetRule, cost: int, commit: bool) -> Admission:
         wall = self._wall()
         ledger = entry.ledger
         if ledger is None:
@@ -173,7 +183,9 @@ class MemoryStore:
                 NO_BUDGET, 0, 0, fallback,
             )  # fmt: skip
         lease = 0
-        if cost:
+        if commit:
+            ledger.spent += cost
+        elif cost:
             lease = next(self._leases)
             if ledger.leases is None:
                 ledger.leases = OrderedDict()
@@ -181,7 +193,7 @@ class MemoryStore:
             ledger.reserved += cost
         return Admission(
             True, None, 0.0, from_units(left - cost), float(ledger.end), budget.spec, fallback, tenant,
-            ledger.start, cost, lease, fallback,
+            ledger.start, cost, lease, fallback, commit,
         )  # fmt: skip
 
     def _rate_limited(self, tenant: str, rate: RateRule, wait: int) -> Admission:
