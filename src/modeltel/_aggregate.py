@@ -9,6 +9,7 @@ collection. :class:`MergingMetricExporter` adds them to what the SDK collected.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -97,6 +98,40 @@ class Cell:
         self.score = Hist(n.SCORE_BOUNDS)
 
 
+class Flight:
+    """The in-flight gauge of one model/version: starts minus finishes, no lock on the hot path.
+
+    ``next()`` on an ``itertools.count`` is one C call under the GIL, so ``enter`` and ``leave``
+    are atomic without a lock; the gauge reads both counters at collection time.
+    """
+
+    __slots__ = ("enter", "finished", "leave", "start_ns", "started")
+
+    def __init__(self) -> None:
+        self.start_ns = time.time_ns()
+        self.started = itertools.count()
+        self.finished = itertools.count()
+        self.enter = self.started.__next__
+        self.leave = self.finished.__next__
+
+    def value(self) -> int:
+        """Predictions started and not yet finished (0 if a finish races ahead of its read)."""
+        return max(0, _count_of(self.started) - _count_of(self.finished))
+
+
+class GaugeSlot:
+    """One last-value gauge series: the hot path stores ``value``; collection reads it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = math.nan
+
+
+def _count_of(counter: itertools.count[int]) -> int:
+    return int(repr(counter)[6:-1])  # "count(41)": reading it must not advance it
+
+
 class Aggregator:
     """Every modeltel metric series of this process."""
 
@@ -105,8 +140,8 @@ class Aggregator:
         self._lock = threading.Lock()
         self._cells: dict[tuple[str, ...], Cell] = {}
         self._counters: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
-        self._in_flight: dict[tuple[tuple[str, str], ...], list[int]] = {}
-        self._gauges: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, int]] = {}
+        self._in_flight: dict[tuple[tuple[str, str], ...], Flight] = {}
+        self._gauges: dict[tuple[str, tuple[tuple[str, str], ...]], GaugeSlot] = {}
         _forksafe.register(self)
 
     def cell(self, model: str, version: str, tenant: str, outcome: str, cls: str | None = None) -> Cell:
@@ -121,23 +156,21 @@ class Aggregator:
                 cell = self._cells.setdefault(key, Cell(attrs))
         return cell
 
-    def enter(self, key: tuple[tuple[str, str], ...]) -> None:
-        """A prediction started (the in-flight gauge)."""
+    def flight(self, key: tuple[tuple[str, str], ...]) -> Flight:
+        """The in-flight gauge of one model/version: ``enter()`` as a call starts, ``leave()`` as it ends."""
         with self._lock:
             slot = self._in_flight.get(key)
             if slot is None:
-                slot = self._in_flight[key] = [0, time.time_ns()]
-            slot[0] += 1
+                slot = self._in_flight[key] = Flight()
+            return slot
 
-    def gauge(self, name: str, value: float, attrs: tuple[tuple[str, str], ...]) -> None:
-        """Set a last-value gauge series (remaining budget)."""
+    def gauge_slot(self, name: str, attrs: tuple[tuple[str, str], ...]) -> GaugeSlot:
+        """The last-value gauge series ``name`` with ``attrs`` (remaining budget); set its ``value``."""
         with self._lock:
-            self._gauges[(name, attrs)] = (value, time.time_ns())
-
-    def leave(self, key: tuple[tuple[str, str], ...]) -> None:
-        """A prediction finished."""
-        with self._lock:
-            self._in_flight[key][0] -= 1
+            slot = self._gauges.get((name, attrs))
+            if slot is None:
+                slot = self._gauges[(name, attrs)] = GaugeSlot()
+            return slot
 
     def record(self, cell: Cell, duration: float, score: float | None, cost: float, sampled: bool) -> None:
         """One single-row prediction."""
@@ -200,8 +233,12 @@ class Aggregator:
             counters = [
                 (name, dict(attrs), v, int(start)) for (name, attrs), (v, start) in self._counters.items()
             ]
-            in_flight = [(dict(key), v, start) for key, (v, start) in self._in_flight.items()]
-            gauges = [(name, dict(attrs), v, t) for (name, attrs), (v, t) in self._gauges.items()]
+            in_flight = [(dict(key), f.value(), f.start_ns) for key, f in self._in_flight.items()]
+            gauges = [
+                (name, dict(attrs), s.value, now)
+                for (name, attrs), s in self._gauges.items()
+                if s.value == s.value  # NaN: created, not yet set
+            ]
         cell_metrics = _cell_metrics(cells, now, self.currency)
         return cell_metrics + _counter_metrics(counters, now) + _gauge(in_flight, now) + _last_values(gauges)
 

@@ -2,20 +2,55 @@
 
 Per-row payload hashes equal the single-row hash of the same row as a dict, so a prediction made
 one row at a time and one made in a batch join to the same outcome.
+
+A batch costs per row only what cannot be shared: one C-level hash call per row (no Python frame
+in between) giving the row's hex hash, and on the records thread the row's id. Sampling, scores
+and the one feature record per call work on whole arrays.
 """
 
 from __future__ import annotations
 
 import sys
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xxhash
 
+from modeltel._features import hash_values, redacted, rows_to_sample, to_log_value
 from modeltel._hashing import key_seed
+from modeltel._records import Chunk
 
 if TYPE_CHECKING:
     from modeltel._plan import Bound
+    from modeltel._prediction import Prediction
+
+_ALL = 2**64
+
+
+def identify_batch(b: Bound, p: Prediction) -> None:
+    """Per-row payload hashes (hex), the call's hash (row 0's) and the rows sampled for features."""
+    hashes = row_hashes(b, p.features)
+    p.row_hashes = hashes
+    p.in_records = b.records is not None
+    p.payload_hash = hashes[0] if hashes else ""
+    p.sample_rows = rows_to_sample(b, p, hashes)
+    p.sampled = bool(p.sample_rows)
+
+
+def add_batch_record(b: Bound, p: Prediction, now: int, cost: float) -> None:
+    """Queue the batch's rows (or the share ``prediction_records`` keeps) for the records thread."""
+    records = b.records
+    assert records is not None  # p.in_records says so
+    rows = None
+    if b.records_below < _ALL:  # a share of the rows, chosen by hash
+        rows = np.flatnonzero(hash_values(p.row_hashes) < np.uint64(b.records_below))
+        if not rows.size:
+            return
+    # Copies: the caller may change its score array or the row hashes after the call returns.
+    scores = None if p.scores is None else np.array(p.scores, dtype=float)
+    shared = (p.tenant, p.decision, p.outcome, now, p.duration, cost / p.rows)
+    records.add_chunk(Chunk(p.prediction_id, list(p.row_hashes), scores, shared, p.row_decisions, rows))
 
 
 def column_names(b: Bound, width: int) -> list[str]:
@@ -33,34 +68,46 @@ def _dataframe(features: Any) -> bool:
     return pd is not None and isinstance(features, pd.DataFrame)
 
 
-def row_hashes(b: Bound, features: Any) -> list[int]:
-    """The 64-bit payload hash of every row."""
-    if isinstance(features, np.ndarray) and features.ndim == 2 and features.dtype.kind in "fiub":
+def _numeric_matrix(features: Any) -> bool:
+    return isinstance(features, np.ndarray) and features.ndim == 2 and features.dtype.kind in "fiub"
+
+
+def row_hashes(b: Bound, features: Any) -> list[str]:
+    """The 16-hex-char payload hash of every row."""
+    if _numeric_matrix(features):
         return _matrix_hashes(b, features, column_names(b, features.shape[1]))
     if _dataframe(features):
         names = [str(c) for c in features.columns]
         if all(k in "fiub" for k in features.dtypes.map(lambda d: d.kind)):
             return _matrix_hashes(b, features.to_numpy(dtype=float), names)
-        return [b.hasher.hash_int(r) for r in features.to_dict("records")]
+        return _hex(b.hasher.hash_int(r) for r in features.to_dict("records"))
     if isinstance(features, np.ndarray):
         names = column_names(b, features.shape[1])
-        return [b.hasher.hash_int(dict(zip(names, row.tolist(), strict=True))) for row in features]
-    return [b.hasher.hash_int(row) for row in features]
+        return _hex(b.hasher.hash_int(dict(zip(names, row.tolist(), strict=True))) for row in features)
+    return _hex(b.hasher.hash_int(row) for row in features)
 
 
-def _matrix_hashes(b: Bound, matrix: np.ndarray[Any, Any], names: list[str]) -> list[int]:
+def _hex(hashes: Any) -> list[str]:
+    return [f"{h:016x}" for h in hashes]
+
+
+def _matrix_hashes(b: Bound, matrix: np.ndarray[Any, Any], names: list[str]) -> list[str]:
+    """Each row hashed as the numeric mapping it is: its values in sorted-name order, float64 LE."""
     if matrix.shape[0] == 0:
         return []
     order = sorted(range(len(names)), key=names.__getitem__)
-    packed = np.ascontiguousarray(matrix[:, order], dtype="<f8")
-    width = packed.shape[1] * 8
-    data = memoryview(packed.tobytes())
+    # np.take gathers columns about 10x faster than matrix[:, order]; no copy at all when the
+    # columns are already in order and the matrix is C-ordered float64.
+    ordered = matrix if order == list(range(len(names))) else np.take(matrix, order, axis=1)
+    packed = np.ascontiguousarray(ordered, dtype="<f8")
+    # One np.void per row, made in C: a buffer of the row's bytes that xxh3 reads directly, so
+    # map() runs the whole loop without a Python frame (about 4x faster than slicing per row).
+    rows = packed.view(f"V{packed.shape[1] * 8}").ravel()
     seed = key_seed(names)
     if b.hasher.keyed:
         digest = b.hasher.digest
-        return [digest(bytes(data[i : i + width]), seed) for i in range(0, len(data), width)]
-    xxh3 = xxhash.xxh3_64_intdigest  # one C call per row, no Python frame between
-    return [xxh3(data[i : i + width], seed) for i in range(0, len(data), width)]
+        return _hex(digest(bytes(row), seed) for row in rows)
+    return list(map(xxhash.xxh3_64_hexdigest, rows, repeat(seed)))
 
 
 def row_mapping(b: Bound, features: Any, i: int) -> Any:
@@ -73,3 +120,24 @@ def row_mapping(b: Bound, features: Any, i: int) -> Any:
     row = features[i]
     contract = b.plan.contract
     return contract.to_mapping(row) if contract is not None else row
+
+
+def sampled_features(b: Bound, features: Any, rows: list[int]) -> Any:
+    """Rows ``rows`` as log values by feature (``{name: [value per row]}``), sensitive ones removed.
+
+    A numeric matrix takes one pass; other rows go through their mappings. Rows that are not
+    mappings (a list of lists without ``columns=`` or a contract) give a list of per-row values.
+    """
+    if _numeric_matrix(features):
+        names = column_names(b, features.shape[1])
+        kept = [j for j, name in enumerate(names) if name not in b.plan.sensitive]
+        block = features[np.ix_(rows, kept)]
+        columns = block.T.tolist()
+        if block.dtype.kind == "f" and not np.isfinite(block).all():
+            columns = [[to_log_value(v) for v in column] for column in columns]  # NaN/inf as text
+        return dict(zip([names[j] for j in kept], columns, strict=True))
+    mappings = [redacted(b, row_mapping(b, features, i)) for i in rows]
+    if not all(isinstance(m, dict) for m in mappings):
+        return mappings
+    keys = dict.fromkeys(k for m in mappings for k in m)
+    return {k: [m.get(k) for m in mappings] for k in keys}

@@ -92,6 +92,14 @@ class Contract:
         return (Contract.from_json, (self.to_json(),))
 
     @property
+    def row_check(self) -> RowCheck:
+        """The generated test "this mapping certainly honours the contract" (True: no violation).
+
+        False or an exception means "maybe not": :meth:`check` says what is wrong.
+        """
+        return self._fast
+
+    @property
     def specs(self) -> tuple[FieldSpec, ...]:
         """The per-field specs the checks run on, in declaration order."""
         return self._specs

@@ -133,6 +133,7 @@ class _KeyPlan:
 # Payload shapes seen per process are few (one or two per model); the cap only guards against
 # a caller whose keys are data.
 _MAX_PLANS = 256
+_UNSEEN: Any = object()
 
 
 class PayloadHasher:
@@ -154,9 +155,21 @@ class PayloadHasher:
     def hash_int(self, features: Any) -> int:
         """The 64-bit hash as an integer (sampling decisions use it)."""
         if type(features) is dict and features:
-            numeric = self._numeric(features)
-            if numeric is not None:
-                return numeric
+            # The numeric case, inlined: it runs on every prediction.
+            keys = tuple(features)
+            plan = self._plans.get(keys, _UNSEEN)
+            if plan is _UNSEEN:
+                plan = self._plan(keys)
+            if plan is not None:
+                values = plan.getter(features)
+                try:
+                    packed = array("d", (values,) if plan.single else values)
+                except (TypeError, OverflowError):
+                    pass  # not all numbers: the JSON case below
+                else:
+                    if _BIG_ENDIAN:
+                        packed.byteswap()
+                    return self.digest(packed.tobytes(), plan.seed) if self._key else _xxh3(packed, plan.seed)
         return self.digest(canonical_json(features), 0)
 
     def hexdigest(self, features: Any) -> str:
@@ -170,21 +183,6 @@ class PayloadHasher:
             h.update(data)
             return int.from_bytes(h.digest(), "big")
         return _xxh3(data, seed)
-
-    def _numeric(self, features: dict[Any, Any]) -> int | None:
-        keys = tuple(features)
-        try:
-            plan = self._plans[keys]
-        except KeyError:
-            plan = self._plan(keys)
-        if plan is None:
-            return None
-        values = plan.getter(features)
-        try:
-            packed = pack_float64((values,) if plan.single else values)
-        except (TypeError, OverflowError):
-            return None
-        return self.digest(packed, plan.seed)
 
     def _plan(self, keys: tuple[Any, ...]) -> _KeyPlan | None:
         plan = _KeyPlan(keys) if all(type(k) is str for k in keys) else None

@@ -9,6 +9,8 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
+from opentelemetry import context as otel_context
+
 from modeltel import _names as n
 from modeltel import _pipeline as stage
 from modeltel._binding import argument_getter, features_getter
@@ -125,17 +127,18 @@ def _bind(plan: Plan, rt: Runtime) -> Bound | None:
         return None
 
 
-def _resolve(plan: Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    try:
-        return plan.tenant_get(args, kwargs), plan.features_get(args, kwargs)
-    except Exception as exc:
-        report_internal_error("resolve.arguments", exc)
-        if strict():
-            raise
-        return None, None
+def _unresolved(exc: Exception) -> tuple[Any, Any]:
+    """A ``tenant=`` / ``features=`` getter raised: record it, and predict runs with neither."""
+    report_internal_error("resolve.arguments", exc)
+    if strict():
+        raise exc
+    return None, None
 
 
 def _sync_wrapper(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
+    prepare, start_span, succeed, fail = stage.prepare, stage.start_span, stage.succeed, stage.fail
+    get_tenant, get_features = plan.tenant_get, plan.features_get
+
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         rt = _state.runtime or get_runtime()
@@ -144,21 +147,29 @@ def _sync_wrapper(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
             b = None if rt.settings.disabled else _bind(plan, rt)
             if b is None:
                 return func(*args, **kwargs)
-        p = stage.prepare(b, *_resolve(plan, args, kwargs))
-        if p.route == stage.REJECT:
-            stage.reject(b, p)
-            raise p.rejection  # type: ignore[misc]
-        target = func if p.route == stage.PRIMARY else plan.fallback
-        token = stage.start_span(b, p)
+        try:
+            tenant, features = get_tenant(args, kwargs), get_features(args, kwargs)
+        except Exception as exc:
+            tenant, features = _unresolved(exc)
+        p = prepare(b, tenant, features)
+        if p.route:  # not PRIMARY: a rejection or the fallback
+            if p.route == stage.REJECT:
+                stage.reject(b, p)
+                raise p.rejection  # type: ignore[misc]
+            target = plan.fallback
+        else:
+            target = func
+        token = start_span(b, p)
         t0 = perf_counter()
         try:
             out = target(*args, **kwargs)  # type: ignore[misc]
         except BaseException as exc:
-            stage.fail(b, p, exc, perf_counter() - t0)
+            fail(b, p, exc, perf_counter() - t0)
             raise
         finally:
-            stage.end_span(token)
-        stage.succeed(b, p, out, perf_counter() - t0)
+            if token is not None:
+                otel_context.detach(token)
+        succeed(b, p, out, perf_counter() - t0)
         if plan.shadow is not None:
             stage.shadow(b, p, args, kwargs)
         return out
@@ -168,6 +179,9 @@ def _sync_wrapper(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
 
 
 def _async_wrapper(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
+    prepare, start_span, succeed, fail = stage.prepare, stage.start_span, stage.succeed, stage.fail
+    get_tenant, get_features = plan.tenant_get, plan.features_get
+
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         rt = _state.runtime or get_runtime()
@@ -176,23 +190,34 @@ def _async_wrapper(func: Callable[..., Any], plan: Plan) -> Callable[..., Any]:
             b = None if rt.settings.disabled else _bind(plan, rt)
             if b is None:
                 return await func(*args, **kwargs)
-        p = await stage.prepare_async(b, *_resolve(plan, args, kwargs))
-        if p.route == stage.REJECT:
-            stage.reject(b, p)
-            raise p.rejection  # type: ignore[misc]
-        target = func if p.route == stage.PRIMARY else plan.fallback
-        token = stage.start_span(b, p)
+        try:
+            tenant, features = get_tenant(args, kwargs), get_features(args, kwargs)
+        except Exception as exc:
+            tenant, features = _unresolved(exc)
+        if b.limiter_remote:
+            p = await stage.prepare_async(b, tenant, features)
+        else:
+            p = prepare(b, tenant, features)
+        if p.route:  # not PRIMARY: a rejection or the fallback
+            if p.route == stage.REJECT:
+                stage.reject(b, p)
+                raise p.rejection  # type: ignore[misc]
+            target = plan.fallback
+        else:
+            target = func
+        token = start_span(b, p)
         t0 = perf_counter()
         try:
             out = target(*args, **kwargs)  # type: ignore[misc]
             if inspect.isawaitable(out):
                 out = await out
         except BaseException as exc:
-            stage.fail(b, p, exc, perf_counter() - t0)
+            fail(b, p, exc, perf_counter() - t0)
             raise
         finally:
-            stage.end_span(token)
-        stage.succeed(b, p, out, perf_counter() - t0)
+            if token is not None:
+                otel_context.detach(token)
+        succeed(b, p, out, perf_counter() - t0)
         if plan.shadow is not None:
             stage.shadow(b, p, args, kwargs)
         return out

@@ -11,24 +11,24 @@ from __future__ import annotations
 from time import time_ns
 from typing import Any
 
-import numpy as np
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN
 
 from modeltel import _names as n
+from modeltel._batch import add_batch_record, identify_batch
 from modeltel._errors import BudgetExceeded, ContractViolation, RateLimited
-from modeltel._features import as_mapping, emit_feature_records, rows_to_sample
+from modeltel._features import as_mapping, emit_feature_records
 from modeltel._ids import new_prediction_id
 from modeltel._internal import handle_internal_errors, report_internal_error, strict
 from modeltel._plan import Bound
-from modeltel._prediction import Prediction, set_current
-from modeltel._records import Chunk
+from modeltel._prediction import Prediction, _current
 from modeltel._scores import score_of, scores_of_batch
 from modeltel._shadow import ShadowJob
 from modeltel._tenants import clean_tenant
 
 PRIMARY, FALLBACK, REJECT = 0, 1, 2
+_INF = float("inf")
 
 
 def prepare(b: Bound, tenant: Any, features: Any, admission: Any = None) -> Prediction:
@@ -37,6 +37,8 @@ def prepare(b: Bound, tenant: Any, features: Any, admission: Any = None) -> Pred
     One guard for the whole phase: a failure in one stage skips the rest of the phase and
     predict still runs (promise 1), at the cost of one try block instead of one per stage.
     """
+    # The single-row common case is inlined here (admit, the contract's fast check, the hash):
+    # every prediction runs this, and each Python call saved is ~0.05-0.1 us.
     p = Prediction(b)
     p.prediction_id = new_prediction_id()
     p.features = features
@@ -45,17 +47,26 @@ def prepare(b: Bound, tenant: Any, features: Any, admission: Any = None) -> Pred
         p.tenant = tenant if type(tenant) is str and len(tenant) <= 64 else clean_tenant(tenant)
         if b.plan.batch:
             p.rows = _row_count(features)
+        if admission is None and b.limiter is not None:
+            site = "admit"
+            cost = b.unit_cost if not p.rows else expected_cost(b, p.rows)
+            admission = b.limiter.admit(p.tenant, cost, commit=True)
         if admission is not None:
             site = "admit"
             apply_admission(b, p, admission)
-        elif b.limiter is not None:
-            site = "admit"
-            admit(b, p)
         if p.route == PRIMARY and b.plan.contract is not None:
             site = "validate"
-            validate(b, p)
+            fast = b.fast_check
+            if fast is None or type(features) is not dict or p.rows or not _passes(fast, features):
+                validate(b, p)
         site = "identify"
-        identify(b, p)
+        if p.rows:
+            identify_batch(b, p)
+        else:
+            h = b.hasher.hash_int(features if type(features) is dict else as_mapping(b, features))
+            p.payload_hash = f"{h:016x}"
+            p.sampled = h < b.sample_below or bool(p.violations)
+            p.in_records = h < b.records_below and b.records is not None
     except Exception as exc:
         report_internal_error(site, exc)
         if strict():
@@ -63,20 +74,18 @@ def prepare(b: Bound, tenant: Any, features: Any, admission: Any = None) -> Pred
     return p
 
 
-def admit(b: Bound, p: Prediction) -> None:
-    """Rate limit and budget reservation; an over-limit call never reaches predict."""
-    if b.limiter is None:
-        return
-    a = b.limiter.admit(p.tenant, expected_cost(b, p.rows))
-    apply_admission(b, p, a)
+def _passes(fast: Any, features: dict[Any, Any]) -> bool:
+    """The contract's generated "certainly valid" test; False sends the call to ``validate``."""
+    try:
+        return bool(fast(features))
+    except Exception:  # e.g. KeyError for a missing feature: validate explains it
+        return False
 
 
 def apply_admission(b: Bound, p: Prediction, a: Any) -> None:
     p.admission = a
-    if a.remaining != float("inf"):
-        tenant = b.runtime.tenants.metric_value(p.tenant)
-        attrs = ((n.MODEL_NAME, b.plan.model), (n.MODEL_VERSION, b.plan.version), (n.TENANT, tenant))
-        b.recorder.gauge(n.M_BUDGET_REMAINING, a.remaining, attrs)
+    if a.remaining != _INF:
+        (b.budget_slots.get(p.tenant) or b.budget_slot(p.tenant)).value = a.remaining
     if a.allowed:
         return
     if a.reason == n.RATE_LIMITED:
@@ -90,9 +99,7 @@ def apply_admission(b: Bound, p: Prediction, a: Any) -> None:
 
 def expected_cost(b: Bound, rows: int) -> float:
     """The cost reserved before predict: a numeric ``cost=``, else the configured rate, per row."""
-    cost = b.plan.cost
-    per_row = float(cost) if isinstance(cost, (int, float)) else b.cost_per_row
-    return per_row * max(rows, 1)
+    return b.unit_cost * max(rows, 1)
 
 
 def validate(b: Bound, p: Prediction) -> None:
@@ -131,25 +138,6 @@ def _route_around(b: Bound, p: Prediction) -> None:
         p.route = REJECT
 
 
-def identify(b: Bound, p: Prediction) -> None:
-    """Payload hash (per row for batches) and the feature-sampling decision."""
-    if p.rows:
-        from modeltel._batch import row_hashes
-
-        hashes = row_hashes(b, p.features)
-        packed = np.array(hashes, dtype=">u8").tobytes().hex()
-        p.row_hashes = [packed[i : i + 16] for i in range(0, len(packed), 16)]
-        p.in_records = b.records is not None
-        p.payload_hash = p.row_hashes[0] if p.row_hashes else ""
-        p.sample_rows = rows_to_sample(b, p, hashes)
-        p.sampled = bool(p.sample_rows)
-        return
-    h = b.hasher.hash_int(as_mapping(b, p.features))
-    p.payload_hash = f"{h:016x}"
-    p.sampled = h < b.sample_below or bool(p.violations)
-    p.in_records = h < b.records_below and b.records is not None
-
-
 def _row_count(features: Any) -> int:
     shape = getattr(features, "shape", None)
     return int(shape[0]) if shape is not None else len(features)
@@ -158,11 +146,11 @@ def _row_count(features: Any) -> int:
 def start_span(b: Bound, p: Prediction) -> Any:
     """Start the span and make it current, only when the trace sampler keeps the call."""
     if p.route != REJECT:
-        b.recorder.enter(b.in_flight_key)
+        b.enter()
         p.entered = True
     gate = b.span_gate
     if gate is not None and not gate():
-        set_current(p)
+        _current.set(p)
         return None
     try:
         p.span = b.tracer.start_span(b.plan.span_name, attributes=b.plan.span_attrs)
@@ -172,7 +160,7 @@ def start_span(b: Bound, p: Prediction) -> Any:
         if strict():
             raise
         p.span, token = trace.INVALID_SPAN, None
-    set_current(p)
+    _current.set(p)
     return token
 
 
@@ -185,9 +173,19 @@ def succeed(b: Bound, p: Prediction, output: Any, duration: float) -> None:
     """Predict returned: extract score and decision, settle cost, record everything."""
     p.duration = duration
     try:
-        _take_output(b, p, output)
-        _check_expectations(b, p)
-        settle(b, p, output)
+        if b.plain_output and type(output) is float and not p.rows:
+            if p.score is None:  # a bare float score: nothing to extract, class or check
+                p.score = output
+        else:
+            _take_output(b, p, output)
+            _check_expectations(b, p)
+        if p.cost is None and b.fixed_cost and not p.rows:
+            p.cost = b.unit_cost
+            a = p.admission  # a committed charge was this very cost: only a lease needs settling
+            if a is not None and a.lease:
+                b.limiter.settle(a, p.cost)
+        else:
+            settle(b, p, output)
     except Exception as exc:
         report_internal_error("output", exc)
         if strict():
@@ -209,7 +207,7 @@ def fail(b: Bound, p: Prediction, exc: BaseException, duration: float) -> None:
     p.sampled = True
     with handle_internal_errors("release"):
         a = p.admission
-        if a is not None and a.allowed and a.lease:
+        if a is not None and a.allowed and (a.lease or a.committed):
             b.limiter.release(a)
     conclude(b, p, exc)
 
@@ -275,8 +273,8 @@ def settle(b: Bound, p: Prediction, output: Any) -> None:
         cost = b.plan.cost
         p.cost = float(cost(output, p.features)) if callable(cost) else expected_cost(b, p.rows)
     a = p.admission
-    # Only a budget reservation needs settling (an unsettled one is freed when its lease ends).
-    if a is not None and a.allowed and a.lease:
+    # Only a budget charge needs settling: a lease (freed if never settled) or a committed charge.
+    if a is not None and a.allowed and (a.lease or a.committed):
         b.limiter.settle(a, p.cost)
 
 
@@ -284,8 +282,13 @@ def conclude(b: Bound, p: Prediction, exc: BaseException | None) -> None:
     """Record metrics, the span's attributes and the sampled feature records; end the span."""
     try:
         if p.entered:
-            b.recorder.leave(b.in_flight_key)
-        _record_metrics(b, p)
+            b.leave()
+        if p.rows:
+            cell = b.cell(p.tenant, p.outcome, None)
+            b.recorder.record_batch(cell, p.rows, p.duration, p.scores, p.cost or 0.0, len(p.sample_rows))
+        else:
+            cell = b.cells.get((p.tenant, p.outcome, p.cls)) or b.cell(p.tenant, p.outcome, p.cls)
+            b.record(cell, p.duration, p.score, p.cost or 0.0, p.sampled)
         if p.in_records:
             _add_record(b, p)
         if p.sampled:
@@ -299,15 +302,6 @@ def conclude(b: Bound, p: Prediction, exc: BaseException | None) -> None:
             _finish_span(p, exc)
 
 
-def _record_metrics(b: Bound, p: Prediction) -> None:
-    cell = b.cell(p.tenant, p.outcome, p.cls)
-    cost = p.cost or 0.0
-    if p.rows:
-        b.recorder.record_batch(cell, p.rows, p.duration, p.scores, cost, len(p.sample_rows))
-    else:
-        b.recorder.record(cell, p.duration, p.score, cost, p.sampled)
-
-
 def _add_record(b: Bound, p: Prediction) -> None:
     records = b.records
     assert records is not None  # p.in_records says so
@@ -318,15 +312,7 @@ def _add_record(b: Bound, p: Prediction) -> None:
             (p.prediction_id, p.payload_hash, p.tenant, p.score, p.decision, p.outcome, now, p.duration, cost)
         )
         return
-    scores = p.scores.tolist() if p.scores is not None else [None] * p.rows
-    shared = (p.tenant, p.decision, p.outcome, now, p.duration, cost / p.rows)
-    hashes = list(p.row_hashes)
-    decisions = p.row_decisions
-    if b.records_below < 2**64:  # a share of the rows, chosen by hash
-        keep = [i for i, h in enumerate(hashes) if int(h, 16) < b.records_below]
-        hashes, scores = [hashes[i] for i in keep], [scores[i] for i in keep]
-        decisions = None if decisions is None else [decisions[i] for i in keep]
-    records.add_chunk(Chunk(p.prediction_id, hashes, scores, shared, decisions))
+    add_batch_record(b, p, now, cost)
 
 
 def _finish_span(p: Prediction, exc: BaseException | None) -> None:

@@ -147,6 +147,18 @@ class Bound:
         self.sample_below = int(rate * 2**64) if rate < 1.0 else 2**64
         self.max_feature_bytes = settings.max_feature_bytes
         self.cost_per_row = settings.cost_per_1k / 1000.0
+        # What one row costs unless a callable ``cost=`` or ``record(cost=)`` says otherwise.
+        self.unit_cost = float(plan.cost) if isinstance(plan.cost, (int, float)) else self.cost_per_row
+        self.fast_check = None if plan.contract is None else plan.contract.row_check
+        self.fixed_cost = not callable(plan.cost)
+        # A float output needs no extraction when nothing else reads the output.
+        self.plain_output = (
+            plan.score_fn is None
+            and plan.decision_fn is None
+            and plan.class_fn is None
+            and plan.timeout is None
+            and plan.score_range is None
+        )
         self.limiter = _limiter(plan, runtime)
         records = runtime.records
         self.records = None if records is None else records.buffer_for(plan.model, plan.version, plan.targets)
@@ -154,7 +166,8 @@ class Bound:
             int(settings.prediction_records * 2**64) if settings.prediction_records < 1.0 else 2**64
         )
         self.limiter_remote = self.limiter is not None and settings.limits_backend != "memory"
-        self.in_flight_key = ((n.MODEL_NAME, plan.model), (n.MODEL_VERSION, plan.version))
+        flight = runtime.recorder.flight(((n.MODEL_NAME, plan.model), (n.MODEL_VERSION, plan.version)))
+        self.enter, self.leave = flight.enter, flight.leave
         self.shadow_below = int(plan.shadow_rate * 2**64) if plan.shadow_rate < 1.0 else 2**64
         self.shadow_records = (
             None
@@ -163,19 +176,36 @@ class Bound:
                 plan.model, plan.shadow_version, {**plan.targets, "shadow_of": plan.version}
             )
         )
-        self._cells: dict[tuple[str, str, str | None], Any] = {}
+        self.cells: dict[tuple[str, str, str | None], Any] = {}
+        self.record = runtime.recorder.record
+        self.budget_slots: dict[str, Any] = {}
 
     def cell(self, tenant: str, outcome: str, cls: str | None = None) -> Any:
         """The metric series for this tenant, outcome and class (tenant and class capped)."""
         key = (tenant, outcome, cls)
-        cell = self._cells.get(key)
+        cell = self.cells.get(key)
         if cell is None:
             capped = self.runtime.tenants.metric_value(clean_tenant(tenant))
             capped_cls = None if cls is None else self.runtime.classes.metric_value(clean_tenant(cls))
             cell = self.recorder.cell(self.plan.model, self.plan.version, capped, outcome, capped_cls)
-            if len(self._cells) < 10_000:
-                self._cells[key] = cell
+            if len(self.cells) < 10_000:
+                self.cells[key] = cell
         return cell
+
+    def budget_slot(self, tenant: str) -> Any:
+        """The tenant's ``ml.budget.remaining`` series (tenant capped): set its ``value``."""
+        slot = self.budget_slots.get(tenant)
+        if slot is None:
+            capped = self.runtime.tenants.metric_value(tenant)
+            attrs = (
+                (n.MODEL_NAME, self.plan.model),
+                (n.MODEL_VERSION, self.plan.version),
+                (n.TENANT, capped),
+            )
+            slot = self.recorder.gauge_slot(n.M_BUDGET_REMAINING, attrs)
+            if len(self.budget_slots) < 10_000:
+                self.budget_slots[tenant] = slot
+        return slot
 
 
 def _limits() -> Any:

@@ -40,58 +40,34 @@ def current_prediction() -> Prediction | None:
 class Prediction:
     """One prediction: read ``prediction_id`` and ``payload_hash``; call :meth:`record`."""
 
-    __slots__ = (
-        "_bound",
-        "admission",
-        "cls",
-        "cost",
-        "decision",
-        "duration",
-        "entered",
-        "features",
-        "in_records",
-        "outcome",
-        "payload_hash",
-        "prediction_id",
-        "rejection",
-        "route",
-        "row_decisions",
-        "row_hashes",
-        "rows",
-        "sample_rows",
-        "sampled",
-        "score",
-        "scores",
-        "span",
-        "tenant",
-        "violations",
-    )
+    # Defaults live on the class, so making one costs one attribute store, not twenty-four:
+    # the hot path builds one per call. Only what a call changes lands in its instance dict.
+    prediction_id = ""
+    payload_hash = ""
+    tenant = ""
+    features: Any = None
+    score: float | None = None
+    scores: Any = None
+    decision: str | None = None
+    cost: float | None = None
+    outcome: str = n.OK
+    violations: Sequence[Any] = ()
+    sampled = False
+    entered = False
+    cls: str | None = None
+    in_records = False
+    rows = 0  # 0: a single-row call; otherwise the batch size
+    row_hashes: Sequence[str] = ()
+    row_decisions: list[str | None] | None = None
+    sample_rows: Sequence[int] = ()
+    route = 0
+    rejection: BaseException | None = None
+    admission: Any = None
+    span: trace.Span = trace.INVALID_SPAN
+    duration = 0.0
 
     def __init__(self, bound: Bound) -> None:
         self._bound = bound
-        self.prediction_id = ""
-        self.payload_hash = ""
-        self.tenant = ""
-        self.features: Any = None
-        self.score: float | None = None
-        self.scores: Any = None
-        self.decision: str | None = None
-        self.cost: float | None = None
-        self.outcome = n.OK
-        self.violations: Sequence[Any] = ()
-        self.sampled = False
-        self.entered = False
-        self.cls: str | None = None
-        self.in_records = False
-        self.rows = 0  # 0: a single-row call; otherwise the batch size
-        self.row_hashes: Sequence[str] = ()
-        self.row_decisions: list[str | None] | None = None
-        self.sample_rows: Sequence[int] = ()
-        self.route = 0
-        self.rejection: BaseException | None = None
-        self.admission: Any = None
-        self.span: trace.Span = trace.INVALID_SPAN
-        self.duration = 0.0
 
     @property
     def model(self) -> str:

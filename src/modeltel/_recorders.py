@@ -21,11 +21,9 @@ from modeltel._scores import split_finite
 class Recorder(Protocol):
     def cell(self, model: str, version: str, tenant: str, outcome: str, cls: str | None = None) -> Any: ...
 
-    def enter(self, key: tuple[tuple[str, str], ...]) -> None: ...
+    def flight(self, key: tuple[tuple[str, str], ...]) -> Any: ...
 
-    def gauge(self, name: str, value: float, attrs: tuple[tuple[str, str], ...]) -> None: ...
-
-    def leave(self, key: tuple[tuple[str, str], ...]) -> None: ...
+    def gauge_slot(self, name: str, attrs: tuple[tuple[str, str], ...]) -> Any: ...
 
     def record(self, cell: Any, duration: float, score: float | None, cost: float, sampled: bool) -> None: ...
 
@@ -48,9 +46,8 @@ class LocalRecorder:
     def __init__(self, aggregator: Aggregator) -> None:
         self.aggregator = aggregator
         self.cell = aggregator.cell
-        self.enter = aggregator.enter
-        self.gauge = aggregator.gauge
-        self.leave = aggregator.leave
+        self.flight = aggregator.flight
+        self.gauge_slot = aggregator.gauge_slot
         self.record = aggregator.record
         self.record_batch = aggregator.record_batch
         self.add = aggregator.add
@@ -84,17 +81,14 @@ class ApiRecorder:
             attrs[n.PREDICTED_CLASS] = cls
         return Cell(attrs)
 
-    def enter(self, key: tuple[tuple[str, str], ...]) -> None:
-        self._in_flight.add(1, dict(key))
+    def flight(self, key: tuple[tuple[str, str], ...]) -> _ApiFlight:
+        return _ApiFlight(self._in_flight, dict(key))
 
-    def gauge(self, name: str, value: float, attrs: tuple[tuple[str, str], ...]) -> None:
+    def gauge_slot(self, name: str, attrs: tuple[tuple[str, str], ...]) -> _ApiGaugeSlot:
         gauge = self._gauges.get(name)
         if gauge is None:
             gauge = self._gauges[name] = self._meter.create_gauge(name)
-        gauge.set(value, dict(attrs))
-
-    def leave(self, key: tuple[tuple[str, str], ...]) -> None:
-        self._in_flight.add(-1, dict(key))
+        return _ApiGaugeSlot(gauge, dict(attrs))
 
     def record(self, cell: Cell, duration: float, score: float | None, cost: float, sampled: bool) -> None:
         self._predictions.add(1, cell.attrs)
@@ -142,3 +136,35 @@ class ApiRecorder:
 
 def _without_outcome(attrs: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in attrs.items() if k != n.OUTCOME}
+
+
+class _ApiFlight:
+    """``enter``/``leave`` of the in-flight gauge through an UpDownCounter."""
+
+    __slots__ = ("_attrs", "_counter")
+
+    def __init__(self, counter: metrics.UpDownCounter, attrs: dict[str, str]) -> None:
+        self._counter, self._attrs = counter, attrs
+
+    def enter(self) -> None:
+        self._counter.add(1, self._attrs)
+
+    def leave(self) -> None:
+        self._counter.add(-1, self._attrs)
+
+
+class _ApiGaugeSlot:
+    """A gauge series whose ``value`` assignments go to an OTel Gauge."""
+
+    __slots__ = ("_attrs", "_gauge")
+
+    def __init__(self, gauge: Any, attrs: dict[str, str]) -> None:
+        self._gauge, self._attrs = gauge, attrs
+
+    @property
+    def value(self) -> float:
+        raise AttributeError("write-only: the value lives in the application's MeterProvider")
+
+    @value.setter
+    def value(self, value: float) -> None:
+        self._gauge.set(value, self._attrs)

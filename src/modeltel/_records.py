@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
+from itertools import chain, islice, repeat
+from operator import add
 from typing import Any
 
+import numpy as np
 from opentelemetry import _logs
 from opentelemetry._logs import SeverityNumber
 
@@ -61,7 +65,7 @@ class RecordBuffer:
 
     def add_chunk(self, chunk: Chunk) -> None:
         """A batch call's rows, expanded into columns later on the flusher thread."""
-        n = len(chunk.hashes)
+        n = chunk.size
         if len(self.rows) + self.chunk_rows + n > MAX_PENDING:
             self.dropped += n
             return
@@ -79,7 +83,10 @@ class RecordBuffer:
 
 
 class Chunk:
-    """One batch call: per-row hashes, scores and decisions; the rest shared by every row."""
+    """One batch call's rows: per-row hashes, scores and decisions; the rest shared by every row.
+
+    Expanded into columns on the records thread, so the call itself only hands over references.
+    """
 
     __slots__ = (
         "cost",
@@ -89,7 +96,9 @@ class Chunk:
         "hashes",
         "outcome",
         "prediction_id",
+        "rows",
         "scores",
+        "size",
         "tenant",
         "time",
     )
@@ -98,24 +107,70 @@ class Chunk:
         self,
         prediction_id: str,
         hashes: list[str],
-        scores: list[Any],
+        scores: np.ndarray[Any, Any] | None,
         shared: tuple[Any, ...],
         decisions: list[str | None] | None = None,
+        rows: np.ndarray[Any, Any] | None = None,
     ) -> None:
-        self.prediction_id, self.hashes, self.scores, self.decisions = (
+        """``rows``: the batch rows kept (indices into the per-row lists), None for all of them."""
+        self.prediction_id, self.hashes, self.scores, self.decisions, self.rows = (
             prediction_id,
             hashes,
             scores,
             decisions,
+            rows,
         )
+        self.size = len(hashes) if rows is None else len(rows)
         self.tenant, self.decision, self.outcome, self.time, self.duration, self.cost = shared
 
     def columns(self) -> list[list[Any]]:
-        n = len(self.hashes)
-        ids = [f"{self.prediction_id}/{i}" for i in range(n)]
-        decisions = self.decisions if self.decisions is not None else [self.decision] * n
+        """The rows as the ``COLUMNS`` of the records body."""
+        n, rows = self.size, self.rows
+        keep = None if rows is None else rows.tolist()
+        hashes = self.hashes if keep is None else list(map(self.hashes.__getitem__, keep))
+        scores = self.scores
+        if scores is None:
+            score_column: list[Any] = [None] * n
+        else:
+            score_column = (scores if rows is None else scores[rows]).tolist()
+        decisions: list[Any] | None = self.decisions
+        if decisions is None:
+            decisions = [self.decision] * n
+        elif keep is not None:
+            decisions = list(map(decisions.__getitem__, keep))
         shared = (self.outcome, self.time, self.duration, self.cost)
-        return [ids, self.hashes, [self.tenant] * n, self.scores, decisions, *([v] * n for v in shared)]
+        ids = row_ids(self.prediction_id, n if keep is None else keep)
+        return [ids, hashes, [self.tenant] * n, score_column, decisions, *([v] * n for v in shared)]
+
+
+# Row suffixes "/0", "/1", ... made once, so a batch row's id costs one concatenation. Grown by
+# swapping in a longer list: a thread still holding the old one reads a correct (shorter) list.
+_suffixes: list[str] = []
+_MAX_SUFFIXES = 65_536
+
+
+def row_ids(prediction_id: str, rows: int | list[int]) -> list[str]:
+    """``<prediction_id>/<row>`` for rows 0..rows-1, or for the rows listed."""
+    count = rows if isinstance(rows, int) else (max(rows) + 1 if rows else 0)
+    suffixes = _row_suffixes(count)
+    if count > len(suffixes):  # past the cache: made one by one
+        picked: Iterable[str] = (f"/{i}" for i in (range(rows) if isinstance(rows, int) else rows))
+    elif isinstance(rows, int):
+        picked = islice(suffixes, rows)
+    else:
+        picked = map(suffixes.__getitem__, rows)
+    # operator.add is called without building an argument tuple, unlike a bound __add__.
+    return list(map(add, repeat(prediction_id), picked))
+
+
+def _row_suffixes(count: int) -> list[str]:
+    global _suffixes
+    suffixes = _suffixes
+    if len(suffixes) < min(count, _MAX_SUFFIXES):
+        size = min(max(count, 2 * len(suffixes)), _MAX_SUFFIXES)
+        suffixes = suffixes + [f"/{i}" for i in range(len(suffixes), size)]
+        _suffixes = suffixes
+    return suffixes
 
 
 class RecordSink:
@@ -126,6 +181,7 @@ class RecordSink:
         self.buffers: dict[tuple[Any, ...], RecordBuffer] = {}
         self.wake = threading.Event()
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._stopped = False
         self._thread: threading.Thread | None = None
         _forksafe.register(self)
@@ -154,22 +210,23 @@ class RecordSink:
             self.flush()
 
     def flush(self) -> None:
-        """Emit every pending row now."""
-        with self._lock:
-            buffers = list(self.buffers.values())
-        for buffer in buffers:
-            rows, chunks = buffer.take()
-            if rows or chunks:
-                with handle_internal_errors("records.emit"):
-                    self._emit(buffer, rows, chunks)
+        """Emit every pending row now, including rows the thread took and has not emitted yet."""
+        # One flush at a time: a force_flush must not return while the thread is still turning
+        # rows it already took into a record.
+        with self._flushing:
+            with self._lock:
+                buffers = list(self.buffers.values())
+            for buffer in buffers:
+                rows, chunks = buffer.take()
+                if rows or chunks:
+                    with handle_internal_errors("records.emit"):
+                        self._emit(buffer, rows, chunks)
 
     def _emit(self, buffer: RecordBuffer, rows: list[tuple[Any, ...]], chunks: list[Chunk]) -> None:
-        columns: list[list[Any]] = (
-            [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in COLUMNS]
-        )
-        for chunk in chunks:
-            for column, values in zip(columns, chunk.columns(), strict=True):
-                column.extend(values)
+        parts = [[list(c) for c in zip(*rows, strict=True)]] if rows else []
+        parts += [chunk.columns() for chunk in chunks]
+        # One source (the usual batch flush) is used as is; several are joined column by column.
+        columns = parts[0] if len(parts) == 1 else [list(chain(*c)) for c in zip(*parts, strict=True)]
         body = dict(zip(COLUMNS, columns, strict=True))
         self.otel_logger.emit(
             event_name=n.EVENT_RECORDS,
@@ -189,5 +246,6 @@ class RecordSink:
         # The parent's rows are the parent's; the child's runtime builds its own sink.
         self.buffers = {}
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self.wake = threading.Event()
         self._stopped = True

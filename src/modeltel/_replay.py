@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from modeltel import _names as n
+from modeltel._features import feature_rows
 from modeltel._otlp_json import read_otlp_json
 from modeltel._parity import ReplayReport, replay
 
 
 def feature_records(folder: str | Path, model: str, version: str | None = None) -> Iterator[dict[str, Any]]:
-    """The ``ml.features`` log records of one model in an OTLP-JSON folder, as replay records.
+    """The sampled predictions of one model in an OTLP-JSON folder's ``ml.features`` records.
 
-    Each record is ``{"features", "score", "prediction_id", "tenant", "payload_hash"}``.
+    Each is ``{"features", "score", "prediction_id", "tenant", "payload_hash"}``; a batch call's
+    record gives one per sampled row, its id ``<call id>/<row>`` as in the prediction records.
     """
     for log in read_otlp_json(folder).logs:
         attrs = log["attributes"]
@@ -25,14 +27,8 @@ def feature_records(folder: str | Path, model: str, version: str | None = None) 
             continue
         if version is not None and attrs.get(n.MODEL_VERSION) != version:
             continue
-        body = log["body"] if isinstance(log["body"], dict) else {}
-        yield {
-            "features": body.get("features") or {},
-            "score": attrs.get(n.SCORE),
-            "prediction_id": attrs.get(n.PREDICTION_ID),
-            "tenant": attrs.get(n.TENANT),
-            "payload_hash": attrs.get(n.PAYLOAD_HASH),
-        }
+        for row in feature_rows(attrs, log["body"]):
+            yield {key: row[key] for key in ("features", "score", "prediction_id", "tenant", "payload_hash")}
 
 
 def load_callable(spec: str) -> Callable[..., Any]:

@@ -82,16 +82,41 @@ def _ratio(environ: Mapping[str, str]) -> float:
     return rate
 
 
+def _current_span_getter() -> Callable[[], trace.Span | None]:
+    """The current span, or None, in two C calls when the standard contextvars context is in use.
+
+    ``trace.get_current_span`` walks four Python frames to the same ContextVar and ends in an ABC
+    ``isinstance``; the gate runs on every prediction. Anything unexpected (another runtime
+    context, a changed private layout) keeps the API function.
+    """
+    from opentelemetry import context
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+    from opentelemetry.trace.propagation import _SPAN_KEY
+
+    runtime = getattr(context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if type(runtime) is not ContextVarsRuntimeContext or var is None:
+        return trace.get_current_span
+    get_context = var.get
+
+    def current_span() -> trace.Span | None:
+        return get_context().get(_SPAN_KEY)  # type: ignore[no-any-return]
+
+    return current_span
+
+
 def _gate(parent_based: bool, bound: int, ids: PresetIdGenerator) -> Callable[[], bool]:
     getrandbits = random.getrandbits
-    get_current_span = trace.get_current_span
+    get_current_span = _current_span_getter()
 
     def should_start() -> bool:
-        parent = get_current_span().get_span_context()
-        if parent.is_valid:
-            if parent_based:
-                return bool(parent.trace_flags.sampled)
-            return (parent.trace_id & _LIMIT) < bound
+        span = get_current_span()
+        if span is not None and isinstance(span, trace.Span):
+            parent = span.get_span_context()
+            if parent.is_valid:
+                if parent_based:
+                    return bool(parent.trace_flags.sampled)
+                return (parent.trace_id & _LIMIT) < bound
         if bound > _LIMIT:
             return True
         trace_id = getrandbits(128) or 1

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modeltel import _names as n
+from modeltel._features import feature_row_count
 from modeltel._otlp_flat import FlatRecord, latest_points
 from modeltel._otlp_json import OtlpFiles, read_otlp_json
 
@@ -62,7 +63,7 @@ class SummaryRow:
     score_mean: float | None
     score_std_estimate: float | None
     non_finite: int
-    feature_records: int
+    feature_records: int  # sampled predictions: a batch call's one record counts its rows
     spans: int
 
     @property
@@ -232,7 +233,9 @@ def _row(data: _Inputs, model: str, version: str, tenant: str | None) -> Summary
         score_std_estimate=histogram_std_estimate(score) if score else None,
         non_finite=int(sum(p["value"] for p in select(n.M_SCORE_NON_FINITE))),
         feature_records=sum(
-            _in_group(_attr_key(r["attributes"]), model, version, tenant) for r in data.features
+            feature_row_count(r["body"])
+            for r in data.features
+            if _in_group(_attr_key(r["attributes"]), model, version, tenant)
         ),
         spans=sum(_in_group(_span_key(s), model, version, tenant) for s in data.spans),
     )

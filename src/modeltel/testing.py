@@ -14,6 +14,7 @@ With pytest, the ``modeltel_capture`` fixture does the same (the plugin loads au
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from collections.abc import Iterator, Sequence
@@ -34,6 +35,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from modeltel import _names as n
 from modeltel._config import load_settings
 from modeltel._exporters import Sinks
+from modeltel._features import BATCH_ROW, feature_rows
 from modeltel._parity import assert_same_features
 from modeltel._runtime import Runtime, build_runtime, install_runtime
 
@@ -90,8 +92,26 @@ class Capture:
         return list(self._logs.get_finished_logs())
 
     def feature_records(self) -> list[ReadableLogRecord]:
-        """The ``ml.features`` log records."""
-        return [r for r in self.logs if r.log_record.event_name == n.EVENT_FEATURES]
+        """The ``ml.features`` log records, one per sampled prediction.
+
+        A batch call writes one record for all its sampled rows; here it is split into one record
+        per row shaped like a single call's (body ``{"features": {...}}``, the row's
+        ``ml.payload.hash``, ``ml.prediction.score`` and ``ml.contract.violations``, and
+        ``ml.batch.row``), so a test reads batches and single calls alike. :attr:`logs` has the
+        records as emitted.
+        """
+        return [row for r in self.logs if r.log_record.event_name == n.EVENT_FEATURES for row in _per_row(r)]
+
+    def feature_rows(self) -> list[dict[str, Any]]:
+        """Every sampled prediction, single call or batch row, as a dict: ``features``,
+        ``prediction_id`` (``<call id>/<row>`` for a batch row), ``payload_hash``, ``score``,
+        ``decision``, ``violations``, ``row`` (None for a single call), ``tenant``, ``outcome``."""
+        return [
+            row
+            for r in self.logs
+            if r.log_record.event_name == n.EVENT_FEATURES
+            for row in feature_rows(dict(r.log_record.attributes or {}), r.log_record.body)
+        ]
 
     def metric_points(self, name: str, **attrs: Any) -> list[Any]:
         """Data points of metric ``name`` whose attributes include ``attrs``."""
@@ -114,6 +134,29 @@ class Capture:
     def histogram_count(self, name: str, **attrs: Any) -> int:
         """How many values a histogram recorded over the series matching ``attrs``."""
         return sum(p.count for p in self.metric_points(name, **attrs))
+
+
+def _per_row(record: ReadableLogRecord) -> list[ReadableLogRecord]:
+    """A batch ``ml.features`` record as one record per row; any other record as it is."""
+    body = record.log_record.body
+    if not (isinstance(body, dict) and isinstance(body.get("row"), list)):
+        return [record]
+    attributes = dict(record.log_record.attributes or {})
+    shared = {k: v for k, v in attributes.items() if k not in (n.CONTRACT_VIOLATIONS, n.BATCH_SIZE)}
+    split = []
+    for row in feature_rows(attributes, body):
+        attrs = {**shared, n.PAYLOAD_HASH: row["payload_hash"]}
+        for key, value in ((n.SCORE, row["score"]), (n.DECISION, row["decision"]), (BATCH_ROW, row["row"])):
+            if value is not None:
+                attrs[key] = value
+        if row["violations"]:
+            attrs[n.CONTRACT_VIOLATIONS] = row["violations"]
+        log_record = copy.copy(record.log_record)
+        log_record.body, log_record.attributes = {"features": row["features"]}, attrs
+        one = copy.copy(record)
+        object.__setattr__(one, "log_record", log_record)  # ReadableLogRecord is frozen
+        split.append(one)
+    return split
 
 
 def _matches(point_attrs: Any, wanted: dict[str, Any]) -> bool:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from modeltel import _names as n
+from modeltel._features import BATCH_ROW
 from modeltel._outcomes import EVENT_OUTCOME, OUTCOME_LABEL
 
 __all__ = ["EVENT_PREDICTIONS", "TRUTH_KEYS", "load_labels", "load_telemetry", "sql_string"]
@@ -35,9 +36,11 @@ TRUTH_KEYS: Final = n.TRUTH_KEYS
 
 _SCALARS = "stringValue VARCHAR, doubleValue VARCHAR, intValue VARCHAR, boolValue BOOLEAN"
 _AV = f"STRUCT({_SCALARS})"
+# A scalar or a list of scalars: attribute values, a batch feature record's columns (a value per
+# row) and its per-row violation lists.
 _ATTR_VALUE = f'STRUCT({_SCALARS}, arrayValue STRUCT("values" {_AV}[]))'
-_KV = f"STRUCT(key VARCHAR, value {_AV})"
-_BODY_VALUE = f'STRUCT(arrayValue STRUCT("values" {_AV}[]), kvlistValue STRUCT("values" {_KV}[]))'
+_KV = f"STRUCT(key VARCHAR, value {_ATTR_VALUE})"
+_BODY_VALUE = f'STRUCT(arrayValue STRUCT("values" {_ATTR_VALUE}[]), kvlistValue STRUCT("values" {_KV}[]))'
 _BODY = f'STRUCT(kvlistValue STRUCT("values" STRUCT(key VARCHAR, value {_BODY_VALUE})[]))'
 _RECORD = (
     "STRUCT(timeUnixNano VARCHAR, observedTimeUnixNano VARCHAR, eventName VARCHAR, "
@@ -190,18 +193,48 @@ def _label_number(numeric: str, text: str) -> str:
 
 
 def _insert_features(con: Any) -> None:
+    # Both shapes of ml.features (see modeltel._features): a single call's record holds one
+    # {feature: value} mapping; a batch call's record holds {feature: [value per row]} beside
+    # per-row "row", "prediction_id" and "violations" columns, unnested here in step.
     con.execute(f"""
         INSERT INTO feature_values
-        SELECT model, version, tenant, ts, prediction_id, f.key, mt_num(f.value), mt_str(f.value), violations
-        FROM (SELECT mt_str(mt_attr(attributes, 'ml.model.name')) AS model,
-                     mt_str(mt_attr(attributes, 'ml.model.version')) AS version,
-                     coalesce(mt_str(mt_attr(attributes, 'ml.tenant')), '') AS tenant, ts,
-                     mt_str(mt_attr(attributes, 'ml.prediction.id')) AS prediction_id,
-                     list_transform(mt_attr(attributes, 'ml.contract.violations').arrayValue."values",
-                                    lambda v: v.stringValue) AS violations,
-                     unnest(list_filter(body.kvlistValue."values", lambda x: x.key = 'features')[1]
-                            .value.kvlistValue."values") AS f
-              FROM raw_logs WHERE event = '{EVENT_FEATURES}')
+        WITH records AS (
+            SELECT mt_str(mt_attr(attributes, 'ml.model.name')) AS model,
+                   mt_str(mt_attr(attributes, 'ml.model.version')) AS version,
+                   coalesce(mt_str(mt_attr(attributes, 'ml.tenant')), '') AS tenant, ts,
+                   mt_str(mt_attr(attributes, 'ml.prediction.id')) AS call_id,
+                   mt_str(mt_attr(attributes, '{BATCH_ROW}')) AS legacy_row,
+                   list_transform(mt_attr(attributes, 'ml.contract.violations').arrayValue."values",
+                                  lambda v: v.stringValue) AS violations,
+                   list_filter(body.kvlistValue."values", lambda x: x.key = 'features')[1]
+                       .value.kvlistValue."values" AS features,
+                   mt_col(body, 'row') AS rows_v, mt_col(body, 'prediction_id') AS ids_v,
+                   mt_col(body, 'violations') AS row_violations_v
+            FROM raw_logs WHERE event = '{EVENT_FEATURES}'
+        ),
+        single AS (
+            SELECT model, version, tenant, ts,
+                   CASE WHEN legacy_row IS NULL THEN call_id ELSE call_id || '/' || legacy_row END AS pid,
+                   violations, unnest(features) AS f
+            FROM records WHERE rows_v IS NULL
+        ),
+        batch_columns AS (
+            SELECT model, version, tenant, ts, call_id, rows_v, ids_v, row_violations_v,
+                   unnest(features) AS f
+            FROM records WHERE rows_v IS NOT NULL
+        ),
+        batch AS (
+            SELECT model, version, tenant, ts, call_id, f.key AS feature,
+                   unnest(f.value.arrayValue."values") AS v, unnest(rows_v) AS row_v,
+                   unnest(ids_v) AS id_v, unnest(row_violations_v) AS violations_v
+            FROM batch_columns
+        )
+        SELECT model, version, tenant, ts, pid, f.key, mt_num(f.value), mt_str(f.value), violations
+        FROM single
+        UNION ALL
+        SELECT model, version, tenant, ts, coalesce(mt_str(id_v), call_id || '/' || mt_str(row_v)), feature,
+               mt_num(v), mt_str(v), list_transform(violations_v.arrayValue."values", lambda x: x.stringValue)
+        FROM batch WHERE feature IS NOT NULL
     """)
 
 

@@ -1,9 +1,10 @@
 """Synthetic telemetry in modeltel's OTLP-JSON shape, for tests, demos and the scale benchmark.
 
 Writes the same lines modeltel's file exporter writes: one ``ExportLogsServiceRequest`` per
-line holding ``ml.prediction.records`` (columnar bodies), ``ml.features`` and ``ml.outcome``
-log records. ``python -m modeltel.loop._synthetic DIR --predictions 10000000`` generates a
-month of traffic for two versions of one model plus a Parquet labels file.
+line holding ``ml.prediction.records`` (columnar bodies), ``ml.features`` (a single call's or a
+batch call's shape) and ``ml.outcome`` log records.
+``python -m modeltel.loop._synthetic DIR --predictions 10000000`` generates a month of traffic for
+two versions of one model plus a Parquet labels file.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ import orjson
 
 from modeltel._otlp_json import LOGS_FILE
 
-__all__ = ["any_value", "append_records", "feature_record", "outcome_record", "prediction_record"]
+__all__ = [
+    "any_value",
+    "append_records",
+    "feature_batch_record",
+    "feature_record",
+    "outcome_record",
+    "prediction_record",
+]
 
 DAY_NS: Final = 86_400 * 1_000_000_000
 
@@ -100,6 +108,46 @@ def feature_record(
         "ml.contract.violations": list(violations) or None,
     }
     return _record("ml.features", time_ns, attributes, {"features": dict(features)})
+
+
+def feature_batch_record(
+    model: str,
+    version: str,
+    rows: Mapping[int, Mapping[str, Any]],
+    *,
+    time_ns: int,
+    prediction_id: str,
+    batch_size: int,
+    tenant: str = "",
+    payload_hashes: Sequence[str] | None = None,
+    scores: Sequence[float | None] | None = None,
+    violations: Mapping[int, Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """An ``ml.features`` log record as modeltel emits for a batch call: ``rows`` maps a row index
+    to its features; one record, columnar, a value per row for each feature."""
+    index = list(rows)
+    keys = dict.fromkeys(k for features in rows.values() for k in features)
+    body: dict[str, Any] = {
+        "features": {k: [rows[i].get(k) for i in index] for k in keys},
+        "row": index,
+        "prediction_id": [f"{prediction_id}/{i}" for i in index],
+        "payload_hash": list(payload_hashes) if payload_hashes is not None else [""] * len(index),
+        "score": list(scores) if scores is not None else [None] * len(index),
+    }
+    labels: list[str] = []
+    if violations:
+        body["violations"] = [list(violations.get(i, ())) for i in index]
+        labels = list(dict.fromkeys(v for i in index for v in violations.get(i, ())))
+    attributes: dict[str, Any] = {
+        "ml.model.name": model,
+        "ml.model.version": version,
+        "ml.tenant": tenant,
+        "ml.prediction.id": prediction_id,
+        "ml.outcome": "ok",
+        "ml.batch.size": batch_size,
+        "ml.contract.violations": labels or None,
+    }
+    return _record("ml.features", time_ns, attributes, body)
 
 
 def outcome_record(
