@@ -1,8 +1,13 @@
 """The benchmark cases: what is called, how it is set up, and how its deferred work is flushed.
 
-Every exporter here discards what it is given, so a figure measures the OTel SDK plus modeltel,
-never I/O. Spans and logs go through a ``BatchSpanProcessor`` / ``BatchLogRecordProcessor`` as in
-production; metrics through a ``PeriodicExportingMetricReader`` that exports when flushed.
+Every exporter here does what an OTLP exporter does before the network: it encodes what it is
+given to the OTLP protobuf request (the same ``encode_spans`` / ``encode_metrics`` /
+``encode_logs`` the OTLP exporters call) and serializes it to bytes, then drops the bytes. So a
+figure counts the OTel SDK, the instrumentation and the export encoding, never I/O. Spans and logs
+go through a ``BatchSpanProcessor`` / ``BatchLogRecordProcessor`` as in production (encoding on
+their background thread, counted by the process CPU clock); metrics through a
+``PeriodicExportingMetricReader`` that exports when flushed. Every case, hand-written OTel,
+modeltel and Pydantic Logfire alike, gets its own set of these exporters.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import cycle, islice
 from time import perf_counter
 from typing import Any
 
 import numpy as np
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
@@ -49,12 +57,25 @@ COLUMNS = tuple(f"f{i}" for i in range(FEATURES))
 WEIGHTS = np.linspace(0.01, 0.05, FEATURES)
 HUGE_RATE = "*=1000000000/s burst 1000000000"
 HUGE_BUDGET = "*=1000000000/day"
+# Span and log batch queues (every BatchSpanProcessor / BatchLogRecordProcessor built in this
+# process: hand-written OTel's, modeltel's, Logfire's) big enough that a tight benchmark loop never
+# overflows them. With the default 2048, records the export thread cannot keep up with are dropped
+# unencoded, which would flatter exactly the cases whose export is most expensive.
+QUEUE_SIZE = 1_000_000
+os.environ["OTEL_BSP_MAX_QUEUE_SIZE"] = os.environ["OTEL_BLRP_MAX_QUEUE_SIZE"] = str(QUEUE_SIZE)
 
-# ---------------------------------------------------------------- exporters that discard
+# ---------------------------------------------------------------- exporters that encode, then discard
 
 
-class DropSpans(SpanExporter):
+class EncodeSpans(SpanExporter):
+    """Encodes a batch to an OTLP ExportTraceServiceRequest and serializes it, as the OTLP span
+    exporters do before sending; the bytes are dropped (only their count is kept)."""
+
+    def __init__(self) -> None:
+        self.encoded = 0
+
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        self.encoded += len(encode_spans(spans).SerializeToString())
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
@@ -64,13 +85,17 @@ class DropSpans(SpanExporter):
         return True
 
 
-class DropMetrics(MetricExporter):
+class EncodeMetrics(MetricExporter):
+    """Encodes collected metrics to an OTLP ExportMetricsServiceRequest and serializes it."""
+
     def __init__(self) -> None:
         super().__init__(preferred_temporality={})
+        self.encoded = 0
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
+        self.encoded += len(encode_metrics(metrics_data).SerializeToString())
         return MetricExportResult.SUCCESS
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
@@ -80,8 +105,14 @@ class DropMetrics(MetricExporter):
         return None
 
 
-class DropLogs(LogRecordExporter):
+class EncodeLogs(LogRecordExporter):
+    """Encodes a batch to an OTLP ExportLogsServiceRequest and serializes it."""
+
+    def __init__(self) -> None:
+        self.encoded = 0
+
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        self.encoded += len(encode_logs(batch).SerializeToString())
         return LogRecordExportResult.SUCCESS
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -91,8 +122,20 @@ class DropLogs(LogRecordExporter):
         return None
 
 
-def discarding_sinks() -> Sinks:
-    return Sinks(DropSpans(), DropMetrics(), DropLogs(), "discard")
+@dataclass
+class Encoders:
+    """One case's exporters, one per signal."""
+
+    spans: EncodeSpans = field(default_factory=EncodeSpans)
+    metrics: EncodeMetrics = field(default_factory=EncodeMetrics)
+    logs: EncodeLogs = field(default_factory=EncodeLogs)
+
+    def sinks(self) -> Sinks:
+        return Sinks(self.spans, self.metrics, self.logs, "OTLP protobuf, encoded then discarded")
+
+    def counters(self) -> dict[str, float]:
+        """Bytes of serialized OTLP requests so far (read between measured runs)."""
+        return {"OTLP bytes": float(self.spans.encoded + self.metrics.encoded + self.logs.encoded)}
 
 
 # ---------------------------------------------------------------- inputs and predict functions
@@ -144,7 +187,12 @@ def feature_contract() -> Any:
 
 @dataclass
 class Case:
-    """One measured thing: ``run(n)`` makes n calls, ``flush()`` forces the deferred work."""
+    """One measured thing: ``run(n)`` makes n calls, ``flush()`` forces the deferred work.
+
+    ``counters()`` (optional) is read before and after each measured run, outside the timed
+    region: monotonic totals (OTLP bytes encoded, Redis round trips...) reported per call. A case
+    with ``skipped`` set is never run: the reason is shown in its row.
+    """
 
     name: str
     run: Callable[[int], None]
@@ -154,6 +202,17 @@ class Case:
     weight: str = "fast"  # how many calls a repeat makes: fast, mid, slow, batch
     bare: str | None = None  # the baseline whose cost is subtracted
     versus: str | None = None  # the hand-written OTel case its overhead is compared with
+    counters: Callable[[], dict[str, float]] | None = None
+    skipped: str | None = None
+
+
+def skipped(name: str, reason: str, **kw: Any) -> Case:
+    """A row that says why a case was not measured here."""
+
+    def never(n: int) -> None:
+        raise AssertionError(f"{name} is skipped: {reason}")
+
+    return Case(name, never, skipped=reason, **kw)
 
 
 def sync_driver(fn: Callable[..., Any], pool: list[dict[str, float]]) -> Callable[[int], None]:
@@ -208,9 +267,10 @@ class HandOtel:
 
     def __init__(self, sampler: Sampler) -> None:
         resource = Resource.create({"service.instance.id": uuid.uuid4().hex})
+        self.encoders = Encoders()
         self.tracer_provider = TracerProvider(sampler=sampler, resource=resource, shutdown_on_exit=False)
-        self.tracer_provider.add_span_processor(BatchSpanProcessor(DropSpans()))
-        reader = PeriodicExportingMetricReader(DropMetrics(), export_interval_millis=math.inf)
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(self.encoders.spans))
+        reader = PeriodicExportingMetricReader(self.encoders.metrics, export_interval_millis=math.inf)
         self.meter_provider = MeterProvider(
             resource=resource, metric_readers=[reader], shutdown_on_exit=False
         )
@@ -274,10 +334,19 @@ def traces_sampler(sampler: str, arg: str | None = None) -> Iterator[None]:
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
-def modeltel_runtime(sampler: str, arg: str | None = None, **settings: Any) -> Runtime:
+def modeltel_runtime(
+    sampler: str,
+    arg: str | None = None,
+    *,
+    encoders: Encoders | None = None,
+    environ: dict[str, str] | None = None,
+    **settings: Any,
+) -> Runtime:
+    """A runtime exporting to ``encoders``, from ``settings`` and ``MODELTEL_*`` in ``environ``."""
+    encoders = Encoders() if encoders is None else encoders
     with traces_sampler(sampler, arg):
-        resolved = load_settings(settings, environ={})
-        runtime = build_runtime(resolved, discarding_sinks(), install_globals=False)
+        resolved = load_settings(settings, environ=environ or {})
+        runtime = build_runtime(resolved, encoders.sinks(), install_globals=False)
     install_runtime(runtime)
     return runtime
 
@@ -351,10 +420,17 @@ def probe_full() -> Full:
 
 
 def modeltel_case(
-    name: str, sampling: str, settings: dict[str, Any], run: Callable[[int], None], **kw: Any
+    name: str,
+    sampling: str,
+    settings: dict[str, Any],
+    run: Callable[[int], None],
+    environ: dict[str, str] | None = None,
+    **kw: Any,
 ) -> Case:
     """A case calling ``run`` with its own runtime (traces sampled at ``sampling``) installed."""
-    runtime = modeltel_runtime(*SAMPLERS[sampling], **settings)
+    encoders = Encoders()
+    runtime = modeltel_runtime(*SAMPLERS[sampling], encoders=encoders, environ=environ, **settings)
+    kw.setdefault("counters", encoders.counters)
 
     def flush() -> None:
         runtime.force_flush(timeout_s=30)
@@ -370,10 +446,22 @@ def modeltel_case(
 
 def hand_case(name: str, ratio: float, drive: Driver, **kw: Any) -> Case:
     hand = HandOtel(ratio_sampler(ratio))
-    return Case(name, drive(hand.wrap(predict)), hand.flush, close=hand.close, **kw)
+    return Case(
+        name, drive(hand.wrap(predict)), hand.flush, close=hand.close, counters=hand.encoders.counters, **kw
+    )
 
 
-def single_row_cases(pool: list[dict[str, float]], full: Full) -> list[Case]:
+REDIS_CASE = "modeltel full @1%, Redis limits backend"
+LOGFIRE_ARGS = "Logfire @logfire.instrument @100%"
+LOGFIRE_NO_ARGS = "Logfire @logfire.instrument(extract_args=False) @100%"
+
+
+def single_row_cases(
+    pool: list[dict[str, float]], full: Full, redis: Any = None, redis_skip: str = "no redis-server"
+) -> tuple[list[Case], list[str]]:
+    """The single-row cases, and notes for the header. ``redis`` is a started ``_redis.RedisServer``
+    (or None, with ``redis_skip`` saying why)."""
+
     def drive(fn: Callable[..., Any]) -> Callable[[int], None]:
         return sync_driver(fn, pool)
 
@@ -408,7 +496,88 @@ def single_row_cases(pool: list[dict[str, float]], full: Full) -> list[Case]:
                 versus=versus,
             )
         )
-    return cases
+    cases.append(redis_case(drive, full, redis, redis_skip, bare=bare, versus="hand-written OTel @1%"))
+    logfire, notes = logfire_cases(drive, bare=bare, versus="hand-written OTel @100%")
+    return cases + logfire, notes
+
+
+def redis_case(drive: Driver, full: Full, redis: Any, skip: str, **kw: Any) -> Case:
+    """modeltel full @1% with ``MODELTEL_LIMITS_BACKEND`` pointing at ``redis``."""
+    if redis is None:
+        return skipped(REDIS_CASE, skip, **kw)
+    if "rate_limits" not in full.options and "budgets" not in full.options:
+        return skipped(REDIS_CASE, "this modeltel's full options have no limits", **kw)
+    run = drive(instrumented(predict, **full.options))
+    environ = {"MODELTEL_LIMITS_BACKEND": redis.url}
+    case = modeltel_case(REDIS_CASE, "1%", FULL_SETTINGS, run, environ, weight="slow", **kw)
+    encoded = case.counters
+    assert encoded is not None
+    case.counters = lambda: {**encoded(), **redis.counters()}
+    return case
+
+
+# ---------------------------------------------------------------- Pydantic Logfire
+
+
+def logfire_cases(drive: Driver, **kw: Any) -> tuple[list[Case], list[str]]:
+    """``@logfire.instrument`` with argument capture (its default) and without; skipped rows
+    when logfire is not installed."""
+    names = ((LOGFIRE_ARGS, True), (LOGFIRE_NO_ARGS, False))
+    try:
+        import logfire
+    except ImportError:
+        reason = "logfire not installed (pip install -e '.[bench]')"
+        rows = [skipped(name, reason, **kw) for name, _ in names]
+        return rows, [f"Pydantic Logfire: not measured, {reason}"]
+    cases = [logfire_case(logfire, name, extract, drive, weight="slow", **kw) for name, extract in names]
+    note = (
+        f"Pydantic Logfire {logfire.VERSION}: `logfire.configure(local=True, send_to_logfire=False, "
+        "console=False)` per case (its own providers, the global ones untouched), the same encoding "
+        "exporters as every other case through `additional_span_processors`, a metric reader and "
+        "a log processor; its default head sampling (100%), scrubbing on"
+    )
+    return cases, [note]
+
+
+def logfire_case(logfire: Any, name: str, extract_args: bool, drive: Driver, **kw: Any) -> Case:
+    """A local (non-global) Logfire instance exporting to its own encoders."""
+    from opentelemetry import _logs, metrics, propagate, trace
+
+    def globals_() -> tuple[Any, ...]:
+        return (
+            trace.get_tracer_provider(),
+            metrics.get_meter_provider(),
+            _logs.get_logger_provider(),
+            propagate.get_global_textmap(),
+        )
+
+    before = globals_()
+    encoders = Encoders()
+    reader = PeriodicExportingMetricReader(encoders.metrics, export_interval_millis=math.inf)
+    instance = logfire.configure(
+        local=True,
+        send_to_logfire=False,
+        console=False,
+        service_name="bench",
+        additional_span_processors=[BatchSpanProcessor(encoders.spans)],
+        metrics=logfire.MetricsOptions(additional_readers=[reader]),
+        advanced=logfire.AdvancedOptions(log_record_processors=[BatchLogRecordProcessor(encoders.logs)]),
+    )
+    # configure() wraps the global propagator (a warning on extracting incoming trace context);
+    # put it back, and check that the global providers the other cases could see are unchanged.
+    # (It also patches concurrent.futures executors to carry context; no case here uses them.)
+    propagate.set_global_textmap(before[3])
+    if globals_() != before:
+        raise RuntimeError("logfire.configure(local=True) replaced a global OpenTelemetry provider")
+    fn = instance.instrument(extract_args=extract_args)(predict)
+
+    def flush() -> None:
+        instance.force_flush(timeout_millis=30_000)
+
+    def close() -> None:
+        instance.shutdown(timeout_millis=5_000)
+
+    return Case(name, drive(fn), flush, close=close, counters=encoders.counters, **kw)
 
 
 def async_cases(pool: list[dict[str, float]], full: Full) -> list[Case]:

@@ -6,17 +6,25 @@ calls, ``--profile`` for a cProfile of modeltel full at 1% trace sampling.
 
 Honest accounting: a figure is the CPU time of the whole process (``time.process_time()``, all
 threads) over N calls plus a forced metric collection and span/log flush, divided by N; so work
-moved to a background thread or to collection time is counted. Wall-clock is shown beside it.
-Cases are interleaved within each repeat so load on the machine slows them alike; a figure is
-the median over repeats, an overhead or ratio the median of the per-repeat values.
+moved to a background thread or to collection time is counted. Every exporter encodes what it
+gets to OTLP protobuf and serializes it, as the OTLP exporters do, then drops the bytes: the
+export's CPU is counted, the network is not. Wall-clock is shown beside it. Cases are interleaved
+within each repeat so load on the machine slows them alike; a figure is the median over repeats,
+an overhead or ratio the median of the per-repeat values.
+
+Peers and backends measured when present: Pydantic Logfire's ``@logfire.instrument`` (extra
+``bench``), and modeltel with the Redis limits backend against a redis-server this script starts
+on a free port (``redis-server`` on PATH). Missing ones are shown as skipped rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import datetime
 import gc
+import logging
 import os
 import platform
 import pstats
@@ -28,6 +36,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 import _cases as c
+import _redis
 
 # ---------------------------------------------------------------- modes
 
@@ -52,33 +61,60 @@ MODES = {
 
 @dataclass
 class Timing:
-    """Seconds per call, one value per repeat."""
+    """Seconds per call, one value per repeat; ``per_call`` holds the case's counters per call."""
 
     calls: int
     cpu: list[float] = field(default_factory=list)
     wall: list[float] = field(default_factory=list)
+    per_call: dict[str, list[float]] = field(default_factory=dict)
 
 
-def measure(case: c.Case, n: int) -> tuple[float, float]:
-    """CPU and wall seconds per call over ``n`` calls plus the forced flush."""
+def measure(case: c.Case, n: int) -> tuple[float, float, dict[str, float]]:
+    """CPU and wall seconds per call over ``n`` calls plus the forced flush, and the growth of the
+    case's counters per call (read outside the timed region)."""
     case.activate()
     gc.collect()
+    before = case.counters() if case.counters else {}
     cpu0, wall0 = time.process_time(), time.perf_counter()
     case.run(n)
     case.flush()
-    return (time.process_time() - cpu0) / n, (time.perf_counter() - wall0) / n
+    cpu, wall = (time.process_time() - cpu0) / n, (time.perf_counter() - wall0) / n
+    after = case.counters() if case.counters else {}
+    return cpu, wall, {key: (after[key] - before[key]) / n for key in after}
 
 
 def run_cases(cases: Sequence[c.Case], mode: Mode) -> dict[str, Timing]:
+    cases = [case for case in cases if case.skipped is None]
     timings = {case.name: Timing(mode.calls[case.weight]) for case in cases}
     for case in cases:  # warm-up: imports, caches, first binding to the runtime
         measure(case, min(timings[case.name].calls, 1_000))
     for _ in range(mode.repeats):
         for case in cases:
-            cpu, wall = measure(case, timings[case.name].calls)
-            timings[case.name].cpu.append(cpu)
-            timings[case.name].wall.append(wall)
+            cpu, wall, per_call = measure(case, timings[case.name].calls)
+            timing = timings[case.name]
+            timing.cpu.append(cpu)
+            timing.wall.append(wall)
+            for key, value in per_call.items():
+                timing.per_call.setdefault(key, []).append(value)
     return timings
+
+
+class DropWatch(logging.Handler):
+    """Catches the OTel SDK's "Queue full, dropping ..." warnings: dropped records were never
+    encoded, so a run that had any says so (it should not, with the queues sized in _cases)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "dropping" in message.lower():
+            self.seen.add(message)
+
+
+DROPS = DropWatch()
+logging.getLogger("opentelemetry").addHandler(DROPS)
 
 
 def median(values: Sequence[float]) -> float:
@@ -120,6 +156,8 @@ def table(cases: Sequence[c.Case], t: dict[str, Timing], unit: Unit) -> list[str
 
 
 def row(case: c.Case, t: dict[str, Timing], unit: Unit) -> str:
+    if case.skipped is not None:
+        return f"| {case.name} | skipped: {case.skipped} | — | — | — | — | — |"
     timing = t[case.name]
     cells = [
         case.name,
@@ -149,7 +187,7 @@ def throughput(cases: Sequence[c.Case], t: dict[str, Timing]) -> list[str]:
     return lines
 
 
-def header(mode: Mode, full: c.Full) -> list[str]:
+def header(mode: Mode, full: c.Full, notes: Sequence[str]) -> list[str]:
     options = ", ".join(sorted(full.options)) or "none"
     return [
         "# modeltel benchmarks",
@@ -161,10 +199,19 @@ def header(mode: Mode, full: c.Full) -> list[str]:
         f"- command: python {' '.join(sys.argv)}",
         f"- mode: {mode.name}, {mode.repeats} repeat(s), cases interleaved; figures are medians; "
         "CPU = process time of all threads incl. a forced metric collection and span/log flush per repeat",
+        "- exporters encode to OTLP protobuf and discard the bytes: every case's spans, metrics and logs "
+        "are encoded with the OTLP exporters' own encoders and serialized (on the SDK's export "
+        "threads, counted in CPU); no network I/O",
+        f"- span and log batch queues hold {c.QUEUE_SIZE:,} records, so nothing is dropped unencoded; "
+        + (
+            f"**WARNING: telemetry was dropped anyway ({'; '.join(sorted(DROPS.seen))}): "
+            "figures undercount export**"
+            if DROPS.seen
+            else "no drops in this run"
+        ),
         f"- modeltel full = {c.FEATURES}-feature dict, payload hash, 1% feature sampling, cost accounting; "
         f"options: {options}",
-        *[f"- {note}" for note in full.notes],
-        "- not measured: Pydantic Logfire (not installed), Redis limits backend",
+        *[f"- {note}" for note in [*full.notes, *notes]],
     ]
 
 
@@ -207,11 +254,84 @@ def targets(t: dict[str, Timing]) -> list[str]:
 # ---------------------------------------------------------------- the modes of the script
 
 
+def redis_for_bench(stack: contextlib.ExitStack) -> tuple[_redis.RedisServer | None, str]:
+    """A redis-server started for this run (stopped by ``stack``), or None and why not."""
+    if _redis.redis_server_binary() is None:
+        return None, "redis-server not on PATH"
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return None, "the redis Python client is not installed (pip install -e '.[bench]')"
+    return stack.enter_context(_redis.local_redis()), ""
+
+
+def redis_notes(server: _redis.RedisServer | None, skip: str) -> list[str]:
+    if server is None:
+        return [f"Redis limits backend: not measured, {skip}"]
+    return [
+        f"Redis limits backend: redis-server {server.version} started by this run on 127.0.0.1:{server.port} "
+        "(no persistence); its CPU is not in the process CPU column and is shown separately"
+    ]
+
+
+def limits_backends(t: dict[str, Timing]) -> list[str]:
+    """Memory vs Redis limits backend for modeltel full @1%: what the Redis round trips add."""
+    memory, remote = "modeltel full @1%", c.REDIS_CASE
+    if remote not in t:
+        return []
+
+    def added(kind: str) -> float:
+        mine, theirs = getattr(t[remote], kind), getattr(t[memory], kind)
+        return median([a - b for a, b in zip(mine, theirs, strict=True)]) * 1e6
+
+    per_call = t[remote].per_call
+    trips = median(per_call.get("redis round trips", [float("nan")]))
+    server_cpu = median(per_call.get("redis-server CPU s", [float("nan")])) * 1e6
+    return [
+        "",
+        "## Limits backend (modeltel full @1%, single row; rate limit + budget on every call)",
+        "",
+        "| limits backend | CPU µs/call | wall µs/call | added CPU vs memory | added wall vs memory "
+        "| Redis round trips/call | redis-server CPU µs/call |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| memory (in-process) | {fmt(median(t[memory].cpu) * 1e6)} | {fmt(median(t[memory].wall) * 1e6)} "
+        "| — | — | — | — |",
+        f"| Redis (local redis-server, loopback) | {fmt(median(t[remote].cpu) * 1e6)} "
+        f"| {fmt(median(t[remote].wall) * 1e6)} | {fmt(added('cpu'))} | {fmt(added('wall'))} "
+        f"| {trips:.2f} | {fmt(server_cpu)} |",
+        "",
+        "Wall time with Redis is dominated by the round trips (the caller waits on the socket); "
+        "CPU is this process only, the server's own CPU is the last column.",
+    ]
+
+
+def did_no_work(cases: Sequence[c.Case], t: dict[str, Timing]) -> list[str]:
+    """Cases whose figures would be hollow: exporters that never encoded anything (the telemetry
+    went elsewhere), a Redis case whose calls never reached redis-server (a silent fallback)."""
+    problems = []
+    for case in cases:
+        if case.skipped is not None or case.counters is None:
+            continue
+        per_call = t[case.name].per_call
+        if not sum(per_call.get("OTLP bytes", [0.0])) > 0:
+            problems.append(f"{case.name}: its exporters encoded nothing")
+        if case.name == c.REDIS_CASE and not sum(per_call.get("redis round trips", [0.0])) > 0:
+            problems.append(f"{case.name}: no command reached redis-server")
+    return problems
+
+
 def benchmark(mode: Mode) -> None:
+    with contextlib.ExitStack() as stack:
+        server, skip = redis_for_bench(stack)
+        benchmark_with(mode, server, skip)
+
+
+def benchmark_with(mode: Mode, server: _redis.RedisServer | None, redis_skip: str) -> None:
     full = c.probe_full()
     pool, matrix = c.payload_pool(), c.feature_matrix()
+    single, notes = c.single_row_cases(pool, full, server, redis_skip)
     groups: list[tuple[str, list[c.Case], Unit]] = [
-        ("Single row (20-feature dict)", c.single_row_cases(pool, full), US),
+        ("Single row (20-feature dict)", single, US),
         ("Async (asyncio)", c.async_cases(pool, full), US),
         (
             f"Batch ({c.ROWS:,} rows x {c.FEATURES} float features, 2-D ndarray, per row)",
@@ -226,15 +346,19 @@ def benchmark(mode: Mode) -> None:
     finally:
         for case in everything:
             case.close()
-    lines = header(mode, full)
+    lines = header(mode, full, [*redis_notes(server, redis_skip), *notes])
     for title, cases, unit in groups:
         lines += ["", f"## {title}", "", *table(cases, timings, unit)]
     lines += throughput(groups[-1][1], timings)
+    lines += limits_backends(timings)
     if mode.name == "smoke":
         lines += ["", "smoke run: every case ran; the figures above are not timing claims"]
     else:
         lines += targets(timings)
     print("\n".join(lines))
+    problems = did_no_work(everything, timings)
+    if problems:
+        sys.exit("benchmark cases that did not do their work:\n" + "\n".join(problems))
 
 
 def rss_kib() -> int:
