@@ -116,8 +116,10 @@ def serve(
         proc.wait(timeout=10)
 
 
-def run_load(url: str, requests: int, concurrency: int, bad_every: int = 20, max_seconds: float = 60) -> Any:
-    """Run the load generator as its own process; return its JSON summary."""
+def run_load(
+    url: str, requests: int, concurrency: int, bad_every: int = 20, max_seconds: float = 60, rate: float = 0.0
+) -> Any:
+    """Run the load generator as its own process (paced at ``rate`` requests/s if > 0)."""
     cmd = [
         sys.executable,
         str(LOADGEN),
@@ -126,6 +128,7 @@ def run_load(url: str, requests: int, concurrency: int, bad_every: int = 20, max
         f"--concurrency={concurrency}",
         f"--bad-every={bad_every}",
         f"--max-seconds={max_seconds}",
+        f"--rate={rate}",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max_seconds + 30)
     assert proc.returncode == 0, proc.stderr

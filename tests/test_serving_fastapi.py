@@ -96,15 +96,26 @@ def test_client_traceparent_is_the_prediction_spans_ancestor(tmp_path: Path) -> 
     assert predict["parent_span_id"] == request["span_id"]
 
 
+# Paced at about a third of what one worker serves here: the lag then shows what blocks the loop,
+# not requests queueing behind each other as they do at saturation.
+PACED_RPS = 250.0
+
+
+@pytest.mark.parametrize("pace", [0.0, PACED_RPS], ids=["saturating", "paced"])
 @pytest.mark.parametrize("modeltel_on", [True, False], ids=["modeltel-on", "modeltel-off"])
-def test_event_loop_lag_under_load_with_collector_hung(tmp_path: Path, modeltel_on: bool) -> None:
+def test_event_loop_lag_under_load_with_collector_hung(
+    tmp_path: Path, modeltel_on: bool, pace: float
+) -> None:
     """The loop-lag probe's p99 stays small under load while the collector never answers."""
     with HungServer() as hung:
         extra = {"FRAUD_API_LOOP_PROBE": "true", **({} if modeltel_on else {"MODELTEL_DISABLED": "true"})}
         with _start(tmp_path, "probe", otel_env(hung.endpoint, **extra)) as server:
-            load = run_load(server.base_url + "/predict", requests=3000, concurrency=8, bad_every=0)
+            load = run_load(
+                server.base_url + "/predict", requests=3000, concurrency=8, bad_every=0, rate=pace
+            )
             lag = httpx.get(server.base_url + "/debug/loop-lag", timeout=10).json()
             _stop(server)
-    print(f"\nloop lag (modeltel {'on' if modeltel_on else 'off'}, collector hung): {lag}; load {load}")
+    state = "on" if modeltel_on else "off"
+    print(f"\nloop lag (modeltel {state}, {pace or 'unpaced'} rps, collector hung): {lag}; load {load}")
     assert served(load) == 3000
     assert lag["count"] > 100 and lag["p99_ms"] < 50

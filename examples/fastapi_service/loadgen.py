@@ -4,6 +4,8 @@
 
 Sends exactly ``--requests`` POSTs (fewer only if ``--max-seconds`` runs out) from ``--concurrency``
 workers, cycling tenants in ``X-Tenant``; every ``--bad-every``-th payload breaks the contract.
+``--rate`` paces the requests (request i is sent at start + i / rate, or as soon as a worker is
+free after that), to load a service below saturation; without it workers send back to back.
 Prints one JSON line: responses by status, transport errors, and latency percentiles in ms.
 """
 
@@ -52,6 +54,8 @@ async def worker(
         i = next(jobs)
         if i >= args.requests:
             return
+        if args.rate > 0:
+            await asyncio.sleep(max(0.0, out["start"] + i / args.rate - time.monotonic()))
         headers = {"X-Tenant": TENANTS[i % len(TENANTS)], **args.header_map}
         t0 = time.perf_counter()
         try:
@@ -67,6 +71,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the load and summarise it."""
     out: dict[str, Any] = {
         "deadline": time.monotonic() + args.max_seconds,
+        "start": time.monotonic(),
         "latencies_ms": [],
         "status": Counter(),
         "errors": Counter(),
@@ -95,6 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--max-seconds", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
+    parser.add_argument("--rate", type=float, default=0.0, help="requests per second; 0: unpaced")
     parser.add_argument("--bad-every", type=int, default=20, help="0: every payload is valid")
     parser.add_argument("--header", action="append", default=[], help="NAME=VALUE, repeatable")
     args = parser.parse_args(argv)
