@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from pydantic import BaseModel, Field
@@ -38,13 +39,7 @@ def _as_rows(matrix: np.ndarray[Any, Any]) -> list[dict[str, float]]:
 
 
 def _records_rows(cap: Capture) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for r in cap.logs:
-        if r.log_record.event_name == n.EVENT_RECORDS:
-            body = r.log_record.body
-            assert isinstance(body, dict)
-            rows.extend(dict(zip(body, values, strict=True)) for values in zip(*body.values(), strict=True))
-    return rows
+    return cap.prediction_rows()
 
 
 def _feature_logs(cap: Capture) -> list[Any]:
@@ -167,7 +162,8 @@ def test_one_columnar_feature_record_per_batch_call() -> None:
         p = modeltel.current_prediction()
         (log,) = _feature_logs(c)
     assert p is not None
-    assert log.body == {
+    assert isinstance(log.body, str)  # JSON text: one OTLP string value, not an AnyValue per value
+    assert orjson.loads(log.body) == {
         "features": {name: matrix[:, j].tolist() for j, name in enumerate(NAMES)},
         "row": list(range(6)),
         "prediction_id": [f"{p.prediction_id}/{i}" for i in range(6)],
@@ -192,7 +188,7 @@ def test_sensitive_features_are_left_out_of_batch_records() -> None:
         everything = repr([(r.log_record.body, dict(r.log_record.attributes or {})) for r in c.logs])
         (log,) = _feature_logs(c)
     assert "canary" not in everything
-    assert log.body["features"] == {"amount": [0.0, 1.0, 2.0, 3.0]}
+    assert orjson.loads(log.body)["features"] == {"amount": [0.0, 1.0, 2.0, 3.0]}
 
 
 def test_row_decisions_ride_along() -> None:

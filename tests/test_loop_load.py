@@ -26,10 +26,12 @@ T0 = 1_704_067_200 * 1_000_000_000 + 123_456_789  # odd nanoseconds: a DOUBLE ro
 TABLES = ("predictions", "model_info", "outcomes", "feature_values")
 
 
-def _odd_records() -> list[dict[str, Any]]:
-    """Records in every shape the SQL path accepts: unscored rows, NaN, short and missing columns."""
+def _odd_records(kvlist: bool = False) -> list[dict[str, Any]]:
+    """Records in every shape the SQL path accepts: unscored rows, NaN, short and missing columns;
+    bodies as JSON text, or (``kvlist``, ids starting with "k") as the OTLP maps written before."""
+    k = "k" if kvlist else ""
     full: dict[str, list[Any]] = {
-        "prediction_id": ["o-1", "o-2", "o-3", "o-4"],
+        "prediction_id": [f"{k}o-1", f"{k}o-2", f"{k}o-3", f"{k}o-4"],
         "payload_hash": ["h1", "h2", "h3", "h4"],
         "tenant": ["acme", None, 7, True],
         "score": [0.25, None, math.nan, math.inf],
@@ -40,14 +42,15 @@ def _odd_records() -> list[dict[str, Any]]:
         "cost": [0.5, 0.5, 0.5, 0.5],
     }
     short: dict[str, list[Any]] = {
-        "prediction_id": ["s-1", "s-2", "s-3"],
+        "prediction_id": [f"{k}s-1", f"{k}s-2", f"{k}s-3"],
         "score": [1, 0.5],
         "time_unix_nano": [T0 + 7],
     }
+    targets = {"owner": "risk", "latency_budget_ms": 5}
     return [
-        prediction_record("fraud", "3", full, targets={"owner": "risk", "latency_budget_ms": 5}, time_ns=T0),
-        prediction_record("fraud", "3", short, time_ns=T0 + DAY),
-        prediction_record("fraud", "3", {}, time_ns=T0),
+        prediction_record("fraud", "3", full, targets=targets, time_ns=T0, kvlist=kvlist),
+        prediction_record("fraud", "3", short, time_ns=T0 + DAY, kvlist=kvlist),
+        prediction_record("fraud", "3", {}, time_ns=T0, kvlist=kvlist),
         feature_record(
             "fraud",
             "3",
@@ -67,6 +70,7 @@ def _odd_records() -> list[dict[str, Any]]:
 def folder(tmp_path: Path) -> Path:
     generate(tmp_path, 5_000, batch=700, days=10)
     append_records(tmp_path, _odd_records(), per_line=3)
+    append_records(tmp_path, _odd_records(kvlist=True), per_line=3)
     return tmp_path
 
 
@@ -88,7 +92,7 @@ def _rows(con: Any, table: str) -> list[tuple[Any, ...]]:
 
 def test_converted_logs_load_exactly_what_the_sql_path_loads(folder: Path) -> None:
     fast, slow = _tables(folder, convert=True), _tables(folder, convert=False)
-    assert len(fast["predictions"]) == 5_000 + 4 + 3
+    assert len(fast["predictions"]) == 5_000 + 2 * (4 + 3)
     for table in (*TABLES, "joined"):
         assert fast[table] == slow[table], table
 
@@ -97,9 +101,11 @@ def test_nanosecond_times_are_exact(folder: Path) -> None:
     con = connect()
     load_telemetry(con, folder)
     times = dict(
-        con.execute("SELECT prediction_id, ts FROM predictions WHERE prediction_id LIKE '_-_'").fetchall()
+        con.execute(
+            "SELECT prediction_id, ts FROM predictions WHERE prediction_id SIMILAR TO 'k?[os]-.'"
+        ).fetchall()
     )
-    assert times == {
+    expected = {
         "o-1": T0,
         "o-2": T0 + 1,
         "o-3": T0,
@@ -108,6 +114,29 @@ def test_nanosecond_times_are_exact(folder: Path) -> None:
         "s-2": T0 + DAY,
         "s-3": T0 + DAY,
     }
+    assert times == {**expected, **{f"k{pid}": ts for pid, ts in expected.items()}}
+
+
+@pytest.mark.parametrize("convert", [False, True], ids=["sql", "converted"])
+def test_values_of_both_body_shapes(folder: Path, convert: bool) -> None:
+    """JSON text and the older OTLP maps load alike, except that JSON has no NaN or infinity:
+    a non-finite score (or duration) was written as null, read as missing."""
+    con = connect()
+    load_telemetry(con, folder, convert=convert)
+    rows = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT prediction_id, tenant, score, decision, outcome, duration_s, cost FROM predictions "
+            "WHERE prediction_id SIMILAR TO 'k?[os]-.'"
+        ).fetchall()
+    }
+    assert rows["o-1"] == rows["ko-1"] == ("acme", 0.25, "approve", "ok", 0.001, 0.5)
+    assert rows["o-2"] == rows["ko-2"] == ("", None, "review", "error", 2.0, 0.5)
+    assert rows["o-3"] == ("7", None, None, "ok", 0.0, 0.5)
+    assert rows["ko-3"][0] == "7" and math.isnan(rows["ko-3"][1])
+    assert rows["o-4"] == ("true", None, "approve", "ok", None, 0.5)
+    assert rows["ko-4"] == ("true", math.inf, "approve", "ok", -math.inf, 0.5)
+    assert rows["s-1"] == rows["ks-1"] == ("", 1.0, None, None, None, 0.0)
 
 
 def test_worker_processes_split_a_file_by_lines(folder: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from modeltel._otlp_json import read_otlp_json
+from modeltel._records import columns_of
 from modeltel.loop._html import PLOTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +29,8 @@ def test_quickstart_telemetry_and_outcomes_give_a_self_contained_report(tmp_path
     ids = []
     for log in read_otlp_json(telemetry).logs:
         if log["event_name"] == "ml.prediction.records":
-            ids.extend(log["body"]["prediction_id"])
+            assert isinstance(log["body"], str)  # JSON text
+            ids.extend(columns_of(log["body"])["prediction_id"])
     assert len(ids) == 600
     labels = tmp_path / "labels.csv"
     with labels.open("w", newline="") as f:

@@ -14,15 +14,6 @@ def predict(features: dict[str, float], tenant: str) -> float:
     return features["x"] / 10
 
 
-def _rows(logs: list) -> list[dict[str, object]]:
-    rows = []
-    for r in logs:
-        if r.log_record.event_name == n.EVENT_RECORDS:
-            body = r.log_record.body
-            rows.extend(dict(zip(body, values, strict=True)) for values in zip(*body.values(), strict=True))
-    return rows
-
-
 def test_every_call_gets_one_row_with_its_identity() -> None:
     """Each call becomes a row with its id, hash, tenant, score, decision, outcome, time, duration."""
     with capture() as c:
@@ -32,7 +23,7 @@ def test_every_call_gets_one_row_with_its_identity() -> None:
             p = modeltel.current_prediction()
             assert p is not None
             ids.append((p.prediction_id, p.payload_hash))
-        rows = _rows(c.logs)
+        rows = c.prediction_rows()
         (rec,) = {
             r.log_record.event_name: r for r in c.logs if r.log_record.event_name == n.EVENT_RECORDS
         }.values()
@@ -55,7 +46,7 @@ def test_records_can_be_turned_down_deterministically() -> None:
         with capture(prediction_records=rate) as c:
             for p in payloads:
                 predict(p, tenant="t")
-            return [str(r["payload_hash"]) for r in _rows(c.logs)]
+            return [str(r["payload_hash"]) for r in c.prediction_rows()]
 
     first = kept(0.25)
     assert first == kept(0.25) and 50 < len(first) < 150
@@ -72,7 +63,7 @@ def test_batch_rows_each_get_a_record() -> None:
     with capture() as c:
         score(np.array([[0.1, 1.0], [0.2, 2.0], [0.3, 3.0]]))
         p = modeltel.current_prediction()
-        rows = _rows(c.logs)
+        rows = c.prediction_rows()
     assert p is not None
     assert [r["prediction_id"] for r in rows] == [f"{p.prediction_id}/{i}" for i in range(3)]
     assert [r["score"] for r in rows] == [0.1, 0.2, 0.3]
@@ -90,5 +81,5 @@ def test_batch_decision_is_applied_per_row() -> None:
 
     with capture() as c:
         score(np.array([[0.2], [0.9], [0.6]]))
-        rows = _rows(c.logs)
+        rows = c.prediction_rows()
     assert [r["decision"] for r in rows] == ["lo", "hi", "hi"]

@@ -15,13 +15,7 @@ def _champion(features: dict[str, float]) -> float:
 
 
 def _rows(cap: Capture, version: str) -> list[dict[str, Any]]:
-    rows = []
-    for r in cap.logs:
-        attrs = r.log_record.attributes or {}
-        if r.log_record.event_name == n.EVENT_RECORDS and attrs.get(n.MODEL_VERSION) == version:
-            body = r.log_record.body
-            rows.extend(dict(zip(body, values, strict=True)) for values in zip(*body.values(), strict=True))
-    return rows
+    return cap.prediction_rows(version=version)
 
 
 def test_a_challenger_that_raises_changes_nothing_for_the_caller() -> None:

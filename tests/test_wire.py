@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from modeltel._records import COLUMNS, columns_of, record_rows
 from otlp_receiver import HungServer, OtlpReceiver, closed_port, metric_total
 
 pytestmark = pytest.mark.wire
@@ -47,10 +48,12 @@ def _features(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rec for rec in logs if rec["event_name"] == "ml.features"]
 
 
+def _records(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rec for rec in logs if rec["event_name"] == "ml.prediction.records"]
+
+
 def _record_rows(logs: list[dict[str, Any]]) -> int:
-    return sum(
-        len(rec["body"]["prediction_id"]) for rec in logs if rec["event_name"] == "ml.prediction.records"
-    )
+    return sum(len(columns_of(rec["body"]).get("prediction_id", ())) for rec in _records(logs))
 
 
 def _received_everything(r: OtlpReceiver) -> bool:
@@ -97,6 +100,20 @@ def test_spans_metrics_and_logs_arrive_over_the_wire(protocol: str) -> None:
     assert {rec["attributes"]["ml.outcome"] for rec in features} == {"error"}
     assert features[0]["body"] == {"features": {"x": -1}}
     assert _record_rows(logs) == CALLS  # one compact record per call
+
+    # The records' body crossed the wire as one OTLP string value holding the JSON object.
+    records = _records(logs)
+    assert all(isinstance(rec["body"], str) for rec in records)
+    rows = [row for rec in records for row in record_rows(rec["body"])]
+    assert all(list(row) == list(COLUMNS) for row in rows)
+    ok = [row for row in rows if row["outcome"] == "ok"]
+    assert len(ok) == CALLS - ERRORS and len({row["prediction_id"] for row in rows}) == CALLS
+    assert sorted(row["score"] for row in ok) == sorted(i / CALLS for i in range(CALLS) if i % 10)
+    assert {row["decision"] for row in ok} == {"yes", "no"}
+    assert [row["score"] for row in rows if row["outcome"] == "error"] == [None] * ERRORS
+    assert {row["tenant"] for row in rows} == {"acme", "globex", "initech"}
+    assert all(len(row["payload_hash"]) == 16 and row["time_unix_nano"] > 0 for row in rows)
+    assert {rec["attributes"]["ml.model.version"] for rec in records} == {"2.0.0"}
 
 
 def _fail_open_env(endpoint: str, protocol: str) -> dict[str, str]:

@@ -4,8 +4,10 @@ Per-row payload hashes equal the single-row hash of the same row as a dict, so a
 one row at a time and one made in a batch join to the same outcome.
 
 A batch costs per row only what cannot be shared: one C-level hash call per row (no Python frame
-in between) giving the row's hex hash, and on the records thread the row's id. Sampling, scores
-and the one feature record per call work on whole arrays.
+in between) giving the row's hex hash, and on the records thread the row's share of one JSON text
+(ids joined from cached row suffixes, scores written from the float64 array, shared values
+repeated by string multiplication: no Python object per row). Sampling, scores and the one
+feature record per call work on whole arrays.
 """
 
 from __future__ import annotations

@@ -5,18 +5,22 @@ Two shapes; only a batch record has a ``"row"`` column:
 * a single-row call: body ``{"features": {...}}``, the call's identity in the attributes
   (``ml.prediction.id``, ``ml.payload.hash``, ``ml.prediction.score``, ``ml.decision``,
   ``ml.contract.violations``);
-* a batch call: ONE record for all its sampled rows, columnar like ``ml.prediction.records``:
-  body ``{"features": {"<feature>": [value per row], ...}, "row": [...], "prediction_id":
+* a batch call: ONE record for all its sampled rows, columnar like ``ml.prediction.records``,
+  its body one JSON text (an OTLP string value, as the prediction records' body) holding
+  ``{"features": {"<feature>": [value per row], ...}, "row": [...], "prediction_id":
   ["<call id>/<row>", ...], "payload_hash": [...], "score": [...]}`` plus ``"decision"`` when
   rows have their own and ``"violations"`` (per row, a list of ``feature:kind``) when the call
   broke the contract. A feature a row lacks is null; rows that are not mappings make
-  ``"features"`` a list of per-row values instead. The attributes hold what the rows share
-  (model, version, tenant, call id, outcome, decision, ``ml.batch.size``) and the distinct
-  violations of the record's rows. A batch whose sampled features pass ``max_feature_bytes``
-  is split over several records.
+  ``"features"`` a list of per-row values instead. A score that was NaN or infinite is null,
+  as a missing one (feature values that are not finite are the text ``"NaN"``, ``"Infinity"``,
+  ``"-Infinity"``). The attributes hold what the rows share (model, version, tenant, call id,
+  outcome, decision, ``ml.batch.size``) and the distinct violations of the record's rows. A
+  batch whose sampled features pass ``max_feature_bytes`` of JSON text is split over several
+  records.
 
 Readers go through :func:`feature_rows`, which yields one sampled prediction at a time whatever
-the shape (and reads the per-row records older versions wrote for batches, ``ml.batch.row``).
+the shape: it also reads the batch body as an OTLP map (written before it became JSON text)
+and the per-row records older versions still wrote for batches (``ml.batch.row``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from opentelemetry._logs import SeverityNumber
 
 from modeltel import _names as n
 from modeltel._hashing import normalize
+from modeltel._records import decoded_body, json_text
 
 _SCALARS = (str, int, bool, type(None))
 
@@ -93,7 +98,7 @@ def as_mapping(b: Bound, features: Any) -> Any:
     return contract.to_mapping(features) if contract is not None and type(features) is not dict else features
 
 
-def _emit(b: Bound, body: dict[str, Any], attrs: dict[str, Any]) -> None:
+def _emit(b: Bound, body: dict[str, Any] | str, attrs: dict[str, Any]) -> None:
     b.otel_logger.emit(
         event_name=n.EVENT_FEATURES,
         body=body,
@@ -106,8 +111,12 @@ def _too_large(b: Bound, features: Any) -> bool:
     """Whether one prediction's features exceed ``max_feature_bytes`` (then dropped and counted)."""
     if len(orjson.dumps(features)) <= b.max_feature_bytes:
         return False
-    b.recorder.add(n.M_DROPPED_FEATURES, 1, ((n.MODEL_NAME, b.plan.model), ("reason", "too_large")))
+    _count_too_large(b)
     return True
+
+
+def _count_too_large(b: Bound) -> None:
+    b.recorder.add(n.M_DROPPED_FEATURES, 1, ((n.MODEL_NAME, b.plan.model), ("reason", "too_large")))
 
 
 def _emit_batch(b: Bound, p: Prediction) -> None:
@@ -126,12 +135,9 @@ def _emit_batch(b: Bound, p: Prediction) -> None:
     }
     if p.decision is not None:
         attrs[n.DECISION] = p.decision
-    for part in _parts(b, features, len(rows)):
-        if part is not None:
-            features_part, rows_part = _pick(features, part), [rows[k] for k in part]
-        else:
-            features_part, rows_part = features, rows
-        body = _batch_body(p, rows_part, features_part, labels)
+    for positions, text in _parts(b, features, len(rows)):
+        rows_part = rows if positions is None else [rows[k] for k in positions]
+        body = _batch_body(p, rows_part, text, labels)
         if labels is None:
             _emit(b, body, attrs)
         else:
@@ -151,23 +157,22 @@ def _row_violations(p: Prediction, rows: list[int]) -> dict[int, list[str]] | No
     return labels
 
 
-def _batch_body(
-    p: Prediction, rows: list[int], features: Any, labels: dict[int, list[str]] | None
-) -> dict[str, Any]:
+def _batch_body(p: Prediction, rows: list[int], features: str, labels: dict[int, list[str]] | None) -> str:
+    """The batch record's body: JSON text, ``features`` (already JSON) first, then the row columns."""
     hashes = p.row_hashes
-    body: dict[str, Any] = {
-        "features": features,
+    columns: dict[str, Any] = {
         "row": rows,
         "prediction_id": [f"{p.prediction_id}/{i}" for i in rows],
         "payload_hash": [hashes[i] for i in rows] if hashes else [""] * len(rows),
-        "score": [None] * len(rows) if p.scores is None else p.scores[rows].tolist(),
+        # float64 straight into the JSON: a NaN or infinite score is written as null, no score.
+        "score": [None] * len(rows) if p.scores is None else p.scores[rows],
     }
     decisions = p.row_decisions  # a decision for the whole call is an attribute
     if decisions is not None:
-        body["decision"] = [decisions[i] for i in rows]
+        columns["decision"] = [decisions[i] for i in rows]
     if labels is not None:
-        body["violations"] = [labels[i] for i in rows]
-    return body
+        columns["violations"] = [labels[i] for i in rows]
+    return '{"features":' + features + "," + json_text(columns)[1:]
 
 
 def _pick(features: Any, positions: list[int]) -> Any:
@@ -184,35 +189,41 @@ def _row(features: Any, position: int) -> Any:
     return features[position]
 
 
-def _parts(b: Bound, features: Any, size: int) -> list[list[int] | None]:
-    """The rows of each record to emit (None: all of them in one record).
+def _parts(b: Bound, features: Any, size: int) -> list[tuple[list[int] | None, str]]:
+    """Each record to emit: the positions of its rows (None: all of them) and their features as
+    JSON text.
 
-    A record's features stay within ``max_feature_bytes``: when all rows do not fit, rows are
-    packed by their size as single-call features, and a row that alone passes the limit is
-    dropped and counted, as a single call would be.
+    A record's features stay within ``max_feature_bytes`` of JSON text: when all rows do not fit,
+    rows are packed by their size as single-call features, and a row that alone passes the limit
+    is dropped and counted, as a single call would be.
     """
     if not size:
         return []
     limit = b.max_feature_bytes
-    if len(orjson.dumps(features)) <= limit:
-        return [None]
-    parts: list[list[int] | None] = []
+    whole = json_text(features)
+    if _size(whole) <= limit:
+        return [(None, whole)]
+    packed: list[list[int]] = []
     current: list[int] = []
     used = 0
     for k in range(size):
-        row = _row(features, k)
-        row_size = len(orjson.dumps(row))
+        row_size = _size(json_text(_row(features, k)))
         if row_size > limit:
-            _too_large(b, row)  # counts it
+            _count_too_large(b)
             continue
         if current and used + row_size > limit:
-            parts.append(current)
+            packed.append(current)
             current, used = [], 0
         current.append(k)
         used += row_size
     if current:
-        parts.append(current)
-    return parts
+        packed.append(current)
+    return [(positions, json_text(_pick(features, positions))) for positions in packed]
+
+
+def _size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (``isascii`` is O(1): most feature text needs no encoding)."""
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def redacted(b: Bound, features: Any) -> Any:
@@ -249,8 +260,10 @@ def feature_rows(attributes: Mapping[str, Any], body: Any) -> Iterator[dict[str,
     Keys: ``features``, ``prediction_id`` (``<call id>/<row>`` for a batch row, as in
     ``ml.prediction.records``), ``payload_hash``, ``score``, ``decision``, ``violations`` (a
     list of ``feature:kind``), ``row`` (None for a single-row call), ``tenant``, ``outcome``.
+    A batch body is JSON text (or, as written before, a map); a null score is None.
     """
-    content = body if isinstance(body, Mapping) else {}
+    found = decoded_body(body)
+    content = found if isinstance(found, Mapping) else {}
     shared = {"tenant": attributes.get(n.TENANT), "outcome": attributes.get(n.OUTCOME)}
     if isinstance(content.get("row"), list):
         yield from _batch_rows(attributes, content, shared)
@@ -308,5 +321,6 @@ def _batch_rows(
 
 def feature_row_count(body: Any) -> int:
     """How many sampled predictions one ``ml.features`` record holds."""
-    rows = body.get("row") if isinstance(body, Mapping) else None
+    found = decoded_body(body)
+    rows = found.get("row") if isinstance(found, Mapping) else None
     return len(rows) if isinstance(rows, list) else 1

@@ -4,18 +4,27 @@ The hot path appends one tuple to a list (GIL-atomic, no lock). A daemon thread 
 every second (sooner when one passes ``FLUSH_AT`` rows) into one columnar OTel log record
 ``ml.prediction.records`` per model/version, through the same log pipeline as sampled features.
 Memory is bounded: past ``MAX_PENDING`` rows a buffer drops and counts.
+
+The record's body is one JSON text (an OTLP ``string_value``) holding the object
+``{"prediction_id": [...], "payload_hash": [...], "tenant": [...], "score": [...],
+"decision": [...], "outcome": [...], "time_unix_nano": [...], "duration_s": [...],
+"cost": [...]}``, a value per prediction in each column. One string costs the OTLP encoder next
+to nothing, where a map of arrays cost one protobuf AnyValue per value (about 1 us each). A score
+that was NaN or infinite is written as ``null``, like a missing one: readers treat null as no
+score. Versions before this one wrote the same object as an OTLP map of arrays; every reader
+(:func:`columns_of`, the ``modeltel.loop`` loaders) reads both.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
-from itertools import chain, islice, repeat
-from operator import add
+from collections.abc import Iterable, Mapping
+from itertools import islice
 from typing import Any
 
 import numpy as np
+import orjson
 from opentelemetry import _logs
 from opentelemetry._logs import SeverityNumber
 
@@ -38,6 +47,7 @@ COLUMNS = (
     "duration_s",
     "cost",
 )
+_KEYS = tuple(f'"{name}":[' for name in COLUMNS)
 
 
 class RecordBuffer:
@@ -85,7 +95,7 @@ class RecordBuffer:
 class Chunk:
     """One batch call's rows: per-row hashes, scores and decisions; the rest shared by every row.
 
-    Expanded into columns on the records thread, so the call itself only hands over references.
+    Written out as JSON on the records thread, so the call itself only hands over references.
     """
 
     __slots__ = (
@@ -123,35 +133,55 @@ class Chunk:
         self.size = len(hashes) if rows is None else len(rows)
         self.tenant, self.decision, self.outcome, self.time, self.duration, self.cost = shared
 
-    def columns(self) -> list[list[Any]]:
-        """The rows as the ``COLUMNS`` of the records body."""
+    def json_items(self) -> list[list[str]]:
+        """Per column of ``COLUMNS``, the rows' values as JSON array items (pieces of the text
+        between the brackets), made without a Python object per row where the value is shared."""
         n, rows = self.size, self.rows
         keep = None if rows is None else rows.tolist()
         hashes = self.hashes if keep is None else list(map(self.hashes.__getitem__, keep))
         scores = self.scores
         if scores is None:
-            score_column: list[Any] = [None] * n
-        else:
-            score_column = (scores if rows is None else scores[rows]).tolist()
-        decisions: list[Any] | None = self.decisions
+            score_items = _repeated(None, n)
+        else:  # float64 straight into the JSON; NaN and infinities become null
+            score_items = [json_items(scores if rows is None else scores[rows])]
+        decisions = self.decisions
         if decisions is None:
-            decisions = [self.decision] * n
-        elif keep is not None:
-            decisions = list(map(decisions.__getitem__, keep))
-        shared = (self.outcome, self.time, self.duration, self.cost)
-        ids = row_ids(self.prediction_id, n if keep is None else keep)
-        return [ids, hashes, [self.tenant] * n, score_column, decisions, *([v] * n for v in shared)]
+            decision_items = _repeated(self.decision, n)
+        else:
+            decision_items = [
+                json_items(decisions if keep is None else list(map(decisions.__getitem__, keep)))
+            ]
+        return [
+            _id_items(self.prediction_id, n if keep is None else keep),
+            [json_items(hashes)],
+            _repeated(self.tenant, n),
+            score_items,
+            decision_items,
+            *(_repeated(v, n) for v in (self.outcome, self.time, self.duration, self.cost)),
+        ]
 
 
-# Row suffixes "/0", "/1", ... made once, so a batch row's id costs one concatenation. Grown by
-# swapping in a longer list: a thread still holding the old one reads a correct (shorter) list.
+def _repeated(value: Any, n: int) -> list[str]:
+    """``n`` times the same value as JSON array items: one string multiplication."""
+    if n <= 0:
+        return []
+    item = json_text(value)
+    return [(item + ",") * (n - 1), item]
+
+
+# Row suffixes "/0", "/1", ... made once, so a batch row's id costs no Python object at all.
+# Grown by swapping in a longer list: a thread still holding the old one reads a correct list.
 _suffixes: list[str] = []
 _MAX_SUFFIXES = 65_536
 
 
-def row_ids(prediction_id: str, rows: int | list[int]) -> list[str]:
-    """``<prediction_id>/<row>`` for rows 0..rows-1, or for the rows listed."""
+def _id_items(prediction_id: str, rows: int | list[int]) -> list[str]:
+    """The ids ``<prediction_id>/<row>`` of rows 0..rows-1 (or the rows listed) as JSON array
+    items, joined in one ``str.join`` over the cached suffixes (ids and suffixes need no escaping
+    past the id's own, done once)."""
     count = rows if isinstance(rows, int) else (max(rows) + 1 if rows else 0)
+    if not count:
+        return []
     suffixes = _row_suffixes(count)
     if count > len(suffixes):  # past the cache: made one by one
         picked: Iterable[str] = (f"/{i}" for i in (range(rows) if isinstance(rows, int) else rows))
@@ -159,8 +189,9 @@ def row_ids(prediction_id: str, rows: int | list[int]) -> list[str]:
         picked = islice(suffixes, rows)
     else:
         picked = map(suffixes.__getitem__, rows)
-    # operator.add is called without building an argument tuple, unlike a bound __add__.
-    return list(map(add, repeat(prediction_id), picked))
+    quoted = json_text(prediction_id)  # '"<id>"', escaped
+    head = quoted[:-1]
+    return [head, ('",' + head).join(picked), '"']
 
 
 def _row_suffixes(count: int) -> list[str]:
@@ -171,6 +202,75 @@ def _row_suffixes(count: int) -> list[str]:
         suffixes = suffixes + [f"/{i}" for i in range(len(suffixes), size)]
         _suffixes = suffixes
     return suffixes
+
+
+# ---------------------------------------------------------------- JSON text
+
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON text (orjson, numpy arrays included). NaN and infinities become null;
+    what JSON cannot hold is made to fit: unpaired surrogates replaced, unknown objects as text."""
+    try:
+        return orjson.dumps(value, default=_default, option=_NUMPY).decode()
+    except TypeError:  # a lone surrogate, an int past 64 bits
+        return orjson.dumps(_fitted(value), default=_default, option=_NUMPY).decode()
+
+
+def json_items(values: Any) -> str:
+    """A sequence (list, tuple, 1-D array) as JSON array items: its JSON text without brackets."""
+    return json_text(values)[1:-1]
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):  # not C-contiguous, or a dtype orjson does not take
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _fitted(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode()
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_fitted(v) for v in value]
+    if isinstance(value, dict):
+        return {_fitted(str(k)): _fitted(v) for k, v in value.items()}
+    return value
+
+
+def decoded_body(body: Any) -> Any:
+    """A log body as written: JSON text decoded (None when it is not JSON), anything else as is."""
+    if isinstance(body, (str, bytes)):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+    return body
+
+
+def columns_of(body: Any) -> dict[str, list[Any]]:
+    """The columns of an ``ml.prediction.records`` body, JSON text or (as written before) a map
+    of arrays; columns that are not lists are left out."""
+    found = decoded_body(body)
+    if not isinstance(found, Mapping):
+        return {}
+    return {str(k): list(v) for k, v in found.items() if isinstance(v, (list, tuple))}
+
+
+def record_rows(body: Any) -> list[dict[str, Any]]:
+    """An ``ml.prediction.records`` body as one dict per prediction (short columns padded with None)."""
+    columns = columns_of(body)
+    size = max((len(c) for c in columns.values()), default=0)
+    padded = {k: c + [None] * (size - len(c)) for k, c in columns.items()}
+    return [{k: c[i] for k, c in padded.items()} for i in range(size)]
+
+
+# ---------------------------------------------------------------- the records thread
 
 
 class RecordSink:
@@ -223,14 +323,9 @@ class RecordSink:
                         self._emit(buffer, rows, chunks)
 
     def _emit(self, buffer: RecordBuffer, rows: list[tuple[Any, ...]], chunks: list[Chunk]) -> None:
-        parts = [[list(c) for c in zip(*rows, strict=True)]] if rows else []
-        parts += [chunk.columns() for chunk in chunks]
-        # One source (the usual batch flush) is used as is; several are joined column by column.
-        columns = parts[0] if len(parts) == 1 else [list(chain(*c)) for c in zip(*parts, strict=True)]
-        body = dict(zip(COLUMNS, columns, strict=True))
         self.otel_logger.emit(
             event_name=n.EVENT_RECORDS,
-            body=body,
+            body=records_json(rows, chunks),
             attributes=buffer.attributes,
             severity_number=SeverityNumber.INFO,
             timestamp=time.time_ns(),
@@ -249,3 +344,27 @@ class RecordSink:
         self._flushing = threading.Lock()
         self.wake = threading.Event()
         self._stopped = True
+
+
+def records_json(rows: list[tuple[Any, ...]], chunks: list[Chunk]) -> str:
+    """The body of one ``ml.prediction.records`` record: single-row predictions (tuples in
+    ``COLUMNS`` order) then batch chunks, as the JSON text of one object of columns."""
+    # zip(*rows) turns the rows into column tuples in C; orjson writes tuples as arrays.
+    parts = [[[json_items(column)] for column in zip(*rows, strict=True)]] if rows else []
+    parts += [chunk.json_items() for chunk in chunks]
+    columns = list(zip(*parts, strict=True)) if parts else [()] * len(COLUMNS)
+    pieces = ["{"]
+    for key, column in zip(_KEYS, columns, strict=True):
+        pieces.append(key)
+        comma = False
+        for items in column:
+            if any(items):  # a source without rows adds no items, nor a comma
+                if comma:
+                    pieces.append(",")
+                pieces += items
+                comma = True
+        pieces.append("],")
+    pieces[-1] = "]}"
+    # One join and no concatenation on the way: with 10,000 rows every intermediate string is
+    # a megabyte of fresh memory, and its page faults cost more than writing the JSON.
+    return "".join(pieces)

@@ -37,6 +37,7 @@ from modeltel._config import load_settings
 from modeltel._exporters import Sinks
 from modeltel._features import BATCH_ROW, feature_rows
 from modeltel._parity import assert_same_features
+from modeltel._records import decoded_body, record_rows
 from modeltel._runtime import Runtime, build_runtime, install_runtime
 
 __all__ = ["Capture", "InMemoryMetricExporter", "assert_same_features", "capture"]
@@ -87,18 +88,19 @@ class Capture:
 
     @property
     def logs(self) -> list[ReadableLogRecord]:
-        """Emitted log records (sampled features), oldest first."""
+        """Emitted log records (sampled features, prediction records), oldest first, bodies as
+        emitted: the prediction records' and batch feature records' bodies are JSON text."""
         self.runtime.force_flush()
         return list(self._logs.get_finished_logs())
 
     def feature_records(self) -> list[ReadableLogRecord]:
         """The ``ml.features`` log records, one per sampled prediction.
 
-        A batch call writes one record for all its sampled rows; here it is split into one record
-        per row shaped like a single call's (body ``{"features": {...}}``, the row's
-        ``ml.payload.hash``, ``ml.prediction.score`` and ``ml.contract.violations``, and
-        ``ml.batch.row``), so a test reads batches and single calls alike. :attr:`logs` has the
-        records as emitted.
+        A batch call writes one record for all its sampled rows (its body JSON text); here it is
+        split into one record per row shaped like a single call's (body ``{"features": {...}}``,
+        the row's ``ml.payload.hash``, ``ml.prediction.score`` (absent when null) and
+        ``ml.contract.violations``, and ``ml.batch.row``), so a test reads batches and single
+        calls alike. :attr:`logs` has the records as emitted.
         """
         return [row for r in self.logs if r.log_record.event_name == n.EVENT_FEATURES for row in _per_row(r)]
 
@@ -112,6 +114,23 @@ class Capture:
             if r.log_record.event_name == n.EVENT_FEATURES
             for row in feature_rows(dict(r.log_record.attributes or {}), r.log_record.body)
         ]
+
+    def prediction_rows(self, model: str | None = None, version: str | None = None) -> list[dict[str, Any]]:
+        """Every row of the ``ml.prediction.records`` records (of ``model`` / ``version`` when
+        given), oldest first, as a dict keyed by column: ``prediction_id``, ``payload_hash``,
+        ``tenant``, ``score`` (None when missing, NaN or infinite), ``decision``, ``outcome``,
+        ``time_unix_nano``, ``duration_s``, ``cost``. The body's JSON text is decoded here."""
+        rows: list[dict[str, Any]] = []
+        for r in self.logs:
+            attrs = r.log_record.attributes or {}
+            if r.log_record.event_name != n.EVENT_RECORDS:
+                continue
+            if model is not None and attrs.get(n.MODEL_NAME) != model:
+                continue
+            if version is not None and attrs.get(n.MODEL_VERSION) != version:
+                continue
+            rows.extend(record_rows(r.log_record.body))
+        return rows
 
     def metric_points(self, name: str, **attrs: Any) -> list[Any]:
         """Data points of metric ``name`` whose attributes include ``attrs``."""
@@ -138,7 +157,7 @@ class Capture:
 
 def _per_row(record: ReadableLogRecord) -> list[ReadableLogRecord]:
     """A batch ``ml.features`` record as one record per row; any other record as it is."""
-    body = record.log_record.body
+    body = decoded_body(record.log_record.body)
     if not (isinstance(body, dict) and isinstance(body.get("row"), list)):
         return [record]
     attributes = dict(record.log_record.attributes or {})

@@ -1,6 +1,6 @@
 """Converted logs (see ``_convert``), cached next to the JSON and keyed by each file's size and mtime.
 
-``FOLDER/.modeltel-cache/<file name>/<size>-<mtime_ns>-v1/`` holds the parts of one logs file of
+``FOLDER/.modeltel-cache/<file name>/<size>-<mtime_ns>-v2/`` holds the parts of one logs file of
 at least ``cache_min_bytes``. A file that changes (an exporter appended to it) gets a new key and
 is converted again; the stale entry is removed once the new one is complete. An entry appears
 by an atomic rename, so a crash or a concurrent evaluation never sees half of one. Smaller files,
@@ -24,7 +24,9 @@ from modeltel.loop._convert import convert_all, cpu_count, line_ranges, part_fil
 __all__ = ["CACHE_DIR", "converted"]
 
 CACHE_DIR: Final = ".modeltel-cache"
-_FORMAT: Final = "v1"
+# v2: prediction records' bodies written as JSON text are converted too (a v1 entry, made by a
+# converter that only read map bodies, may lack their rows).
+_FORMAT: Final = "v2"
 _MIB: Final = 1 << 20
 
 

@@ -1,8 +1,10 @@
 """OTLP-JSON logs to Parquet: the fast path for large volumes of prediction records.
 
 DuckDB's JSON reader turns every AnyValue wrapper of a columnar ``ml.prediction.records`` body
-into a struct, which made loading 10M predictions take longer than evaluating them. Here worker
-processes parse newline-aligned byte ranges of each file with orjson and write:
+written as an OTLP map (before modeltel wrote the body as JSON text) into a struct, which made
+loading 10M predictions take longer than evaluating them; a JSON text body is parsed a second
+time. Here worker processes parse newline-aligned byte ranges of each file with orjson (the
+body's JSON text too) and write:
 
 ``predictions-NNNNN.parquet``  the prediction rows, in the ``predictions*.parquet`` columns
 ``other-NNNNN.jsonl``          every other record the loop reads (features, outcomes) and the
@@ -19,7 +21,7 @@ import itertools
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
@@ -33,7 +35,16 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from modeltel import _names as n
 from modeltel._outcomes import EVENT_OUTCOME
 from modeltel._records import COLUMNS
-from modeltel.loop._values import first_values, nanos, number, record_time, text
+from modeltel.loop._values import (
+    first_values,
+    json_nanos,
+    json_number,
+    json_text,
+    nanos,
+    number,
+    record_time,
+    text,
+)
 
 __all__ = ["EVENTS", "convert_all", "convert_range", "cpu_count", "line_ranges", "part_files"]
 
@@ -155,20 +166,32 @@ class _Rows:
         self.count = 0
 
     def add(self, record: dict[str, Any]) -> None:
-        attributes = first_values(record.get("attributes"))
         body = record.get("body")
+        json_body = body.get("stringValue") if isinstance(body, dict) else None
+        if isinstance(json_body, str):
+            self._add_columns(record, _json_columns(json_body), _json_column)
+            return
         kvlist = body.get("kvlistValue") if isinstance(body, dict) else None
         arrays = {key: _array(value) for key, value in first_values(_list(kvlist, "values")).items()}
+        self._add_columns(record, arrays, _column)
+
+    def _add_columns(
+        self,
+        record: dict[str, Any],
+        arrays: dict[str, list[Any]],
+        convert: Callable[[str, list[Any], int], Any],
+    ) -> None:
         size = max((len(arrays.get(name, ())) for name in COLUMNS), default=0)
         if not size:
             return
+        attributes = first_values(record.get("attributes"))
         for key, name in (("ml.model.name", "model"), ("ml.model.version", "version")):
             self.columns[name].append(pa.array([text(attributes.get(key))] * size, type=pa.string()))
         ts = record_time(record)
         for name in COLUMNS:
             values = arrays.get(name, [])
             # The SQL path's unnest pads short columns with NULL (the record's time for the time).
-            self.columns[name].append(_column(name, values, ts))
+            self.columns[name].append(convert(name, values, ts))
             if len(values) < size:
                 padding = [ts if name == "time_unix_nano" else None] * (size - len(values))
                 self.columns[name].append(pa.array(padding, type=_SCHEMA.field(name).type))
@@ -207,6 +230,38 @@ def _column(name: str, values: list[Any], ts: int) -> Any:
     if name == "time_unix_nano":
         return pa.array([ts if (t := nanos(v)) is None else t for v in values], type=kind)
     general = number if name in _NUMBERS else text
+    return pa.array([general(v) for v in values], type=kind)
+
+
+def _json_columns(body: str) -> dict[str, list[Any]]:
+    """A JSON text body's columns (``json_transform`` in the SQL path): none when the text is not
+    a JSON object, and a value that is not an array is no column."""
+    try:
+        found = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {key: value for key, value in found.items() if isinstance(value, list)}
+
+
+def _json_column(name: str, values: list[Any], ts: int) -> Any:
+    # What modeltel writes (text, numbers, integer times, nulls) converted by Arrow in one call;
+    # anything else takes the general path, with the rules of the SQL macros.
+    kind = _SCHEMA.field(name).type
+    try:
+        if name == "time_unix_nano":
+            exact = pa.array(values)  # inferred: int64 only when every value is an integer or null
+            if pa.types.is_int64(exact.type) or pa.types.is_null(exact.type):
+                exact = exact.cast(pa.int64())
+                return pc.fill_null(exact, ts) if exact.null_count else exact
+        else:
+            return pa.array(values, type=kind)  # numbers: a boolean is 1/0, as in mt_jnum
+    except (TypeError, ValueError, OverflowError, pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    if name == "time_unix_nano":
+        return pa.array([ts if (t := json_nanos(v)) is None else t for v in values], type=kind)
+    general = json_number if name in _NUMBERS else json_text
     return pa.array([general(v) for v in values], type=kind)
 
 

@@ -2,10 +2,12 @@
 
 The SQL path: DuckDB reads OTLP-JSON lines itself (``read_json`` with an explicit schema) and
 unnests ``resourceLogs -> scopeLogs -> logRecords`` and the columnar body of each
-``ml.prediction.records`` record. Parsing every AnyValue wrapper that way is slow, so by default
-the prediction records are first converted to (cached) Parquet by :mod:`modeltel.loop._cache`
-and only the remaining records take the SQL path; both give the same tables. Memory stays
-bounded either way. The tables every later step reads:
+``ml.prediction.records`` record: JSON text (an OTLP string value) parsed by ``json_transform``,
+or, as written before, an OTLP map of arrays whose every value is an AnyValue wrapper. Large
+volumes are faster still through Parquet: by default the prediction records are first converted
+to (cached) Parquet by :mod:`modeltel.loop._cache` and only the remaining records take the SQL
+path; both give the same tables. Memory stays bounded either way. The tables every later step
+reads:
 
 ``predictions``   model, version, tenant, prediction_id, payload_hash, score, decision, outcome,
                   ts (Unix ns), duration_s, cost: one row per prediction
@@ -27,6 +29,7 @@ from typing import Any, Final
 from modeltel import _names as n
 from modeltel._features import BATCH_ROW
 from modeltel._outcomes import EVENT_OUTCOME, OUTCOME_LABEL
+from modeltel._records import COLUMNS
 
 __all__ = ["EVENT_PREDICTIONS", "TRUTH_KEYS", "load_labels", "load_telemetry", "sql_string"]
 
@@ -41,7 +44,9 @@ _AV = f"STRUCT({_SCALARS})"
 _ATTR_VALUE = f'STRUCT({_SCALARS}, arrayValue STRUCT("values" {_AV}[]))'
 _KV = f"STRUCT(key VARCHAR, value {_ATTR_VALUE})"
 _BODY_VALUE = f'STRUCT(arrayValue STRUCT("values" {_ATTR_VALUE}[]), kvlistValue STRUCT("values" {_KV}[]))'
-_BODY = f'STRUCT(kvlistValue STRUCT("values" STRUCT(key VARCHAR, value {_BODY_VALUE})[]))'
+_BODY = (
+    f'STRUCT(stringValue VARCHAR, kvlistValue STRUCT("values" STRUCT(key VARCHAR, value {_BODY_VALUE})[]))'
+)
 _RECORD = (
     "STRUCT(timeUnixNano VARCHAR, observedTimeUnixNano VARCHAR, eventName VARCHAR, "
     f"attributes STRUCT(key VARCHAR, value {_ATTR_VALUE})[], body {_BODY})"
@@ -59,6 +64,24 @@ _MACROS = (
     "CREATE OR REPLACE MACRO mt_col(body, k) AS "
     'list_filter(body.kvlistValue."values", lambda x: x.key = k)[1]'
     '.value.arrayValue."values"',
+    # A body that is JSON text (modeltel's bodies since they stopped being maps of arrays), parsed
+    # into the shape ``t`` describes; NULL when the text is not JSON. Its values are read by
+    # JSON type with the rules of mt_num and mt_str (mirrored in modeltel.loop._values): a
+    # number or a boolean is a number, text is not; null (a NaN score too) is NULL.
+    "CREATE OR REPLACE MACRO mt_json(body, t) AS "
+    "CASE WHEN json_valid(body.stringValue) THEN json_transform(body.stringValue, t) END",
+    "CREATE OR REPLACE MACRO mt_jnum(v) AS "
+    "CASE WHEN json_type(v) IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN') THEN TRY_CAST(v AS DOUBLE) END",
+    "CREATE OR REPLACE MACRO mt_jstr(v) AS "
+    "CASE WHEN json_type(v) NOT IN ('ARRAY', 'OBJECT') THEN v ->> '$' END",
+    "CREATE OR REPLACE MACRO mt_jnanos(v) AS coalesce("
+    "CASE WHEN json_type(v) IN ('BIGINT', 'UBIGINT') THEN TRY_CAST(v AS BIGINT) END, "
+    "TRY_CAST(mt_jnum(v) AS BIGINT))",
+)
+# The JSON text bodies, as json_transform shapes: every value kept as JSON, typed by the macros.
+_RECORDS_JSON = "{" + ", ".join(f'"{c}": ["JSON"]' for c in COLUMNS) + "}"
+_FEATURES_JSON = (
+    '{"features": "JSON", "row": ["JSON"], "prediction_id": ["JSON"], "violations": [["VARCHAR"]]}'
 )
 
 _EMPTY_PREDICTIONS = (
@@ -144,6 +167,7 @@ def _load_logs(con: Any, files: Sequence[Path]) -> None:
 def _insert_predictions(con: Any) -> None:
     columns = ("prediction_id", "payload_hash", "tenant", "score", "decision", "outcome")
     unnests = ", ".join(f"unnest(mt_col(body, '{c}')) AS {c}_v" for c in columns)
+    # Bodies written as OTLP maps of arrays (before modeltel wrote JSON text).
     con.execute(f"""
         INSERT INTO predictions
         SELECT model, version, coalesce(mt_str(tenant_v), ''), mt_str(prediction_id_v),
@@ -156,7 +180,20 @@ def _insert_predictions(con: Any) -> None:
                      unnest(mt_col(body, 'time_unix_nano')) AS time_v,
                      unnest(mt_col(body, 'duration_s')) AS duration_v,
                      unnest(mt_col(body, 'cost')) AS cost_v
-              FROM raw_logs WHERE event = '{EVENT_PREDICTIONS}')
+              FROM raw_logs WHERE event = '{EVENT_PREDICTIONS}' AND body.stringValue IS NULL)
+    """)
+    # Bodies written as JSON text: parsed once per record, then unnested column by column.
+    json_unnests = ", ".join(f"unnest(c.{c}) AS {c}_v" for c in COLUMNS)
+    con.execute(f"""
+        INSERT INTO predictions
+        SELECT model, version, coalesce(mt_jstr(tenant_v), ''), mt_jstr(prediction_id_v),
+               mt_jstr(payload_hash_v), mt_jnum(score_v), mt_jstr(decision_v), mt_jstr(outcome_v),
+               coalesce(mt_jnanos(time_unix_nano_v), ts), mt_jnum(duration_s_v), coalesce(mt_jnum(cost_v), 0)
+        FROM (SELECT model, version, ts, {json_unnests}
+              FROM (SELECT mt_str(mt_attr(attributes, 'ml.model.name')) AS model,
+                           mt_str(mt_attr(attributes, 'ml.model.version')) AS version, ts,
+                           mt_json(body, '{_RECORDS_JSON}') AS c
+                    FROM raw_logs WHERE event = '{EVENT_PREDICTIONS}' AND body.stringValue IS NOT NULL))
     """)
 
 
@@ -195,7 +232,8 @@ def _label_number(numeric: str, text: str) -> str:
 def _insert_features(con: Any) -> None:
     # Both shapes of ml.features (see modeltel._features): a single call's record holds one
     # {feature: value} mapping; a batch call's record holds {feature: [value per row]} beside
-    # per-row "row", "prediction_id" and "violations" columns, unnested here in step.
+    # per-row "row", "prediction_id" and "violations" columns, unnested here in step. A body is
+    # an OTLP map (a single call's; a batch's before it became JSON text) or JSON text (jb).
     con.execute(f"""
         INSERT INTO feature_values
         WITH records AS (
@@ -209,7 +247,8 @@ def _insert_features(con: Any) -> None:
                    list_filter(body.kvlistValue."values", lambda x: x.key = 'features')[1]
                        .value.kvlistValue."values" AS features,
                    mt_col(body, 'row') AS rows_v, mt_col(body, 'prediction_id') AS ids_v,
-                   mt_col(body, 'violations') AS row_violations_v
+                   mt_col(body, 'violations') AS row_violations_v,
+                   mt_json(body, '{_FEATURES_JSON}') AS jb
             FROM raw_logs WHERE event = '{EVENT_FEATURES}'
         ),
         single AS (
@@ -217,6 +256,11 @@ def _insert_features(con: Any) -> None:
                    CASE WHEN legacy_row IS NULL THEN call_id ELSE call_id || '/' || legacy_row END AS pid,
                    violations, unnest(features) AS f
             FROM records WHERE rows_v IS NULL
+        ),
+        single_json AS (
+            SELECT model, version, tenant, ts, call_id AS pid, violations,
+                   unnest(map_entries(json_transform(jb.features, '"MAP(VARCHAR, JSON)"'))) AS f
+            FROM records WHERE jb IS NOT NULL AND jb.row IS NULL
         ),
         batch_columns AS (
             SELECT model, version, tenant, ts, call_id, rows_v, ids_v, row_violations_v,
@@ -228,13 +272,31 @@ def _insert_features(con: Any) -> None:
                    unnest(f.value.arrayValue."values") AS v, unnest(rows_v) AS row_v,
                    unnest(ids_v) AS id_v, unnest(row_violations_v) AS violations_v
             FROM batch_columns
+        ),
+        batch_json_columns AS (
+            SELECT model, version, tenant, ts, call_id, jb,
+                   unnest(map_entries(json_transform(jb.features, '"MAP(VARCHAR, JSON[])"'))) AS f
+            FROM records WHERE jb.row IS NOT NULL
+        ),
+        batch_json AS (
+            SELECT model, version, tenant, ts, call_id, f.key AS feature,
+                   unnest(f.value) AS v, unnest(jb.row) AS row_v,
+                   unnest(jb.prediction_id) AS id_v, unnest(jb.violations) AS violations_v
+            FROM batch_json_columns
         )
         SELECT model, version, tenant, ts, pid, f.key, mt_num(f.value), mt_str(f.value), violations
         FROM single
         UNION ALL
+        SELECT model, version, tenant, ts, pid, f.key, mt_jnum(f.value), mt_jstr(f.value), violations
+        FROM single_json
+        UNION ALL
         SELECT model, version, tenant, ts, coalesce(mt_str(id_v), call_id || '/' || mt_str(row_v)), feature,
                mt_num(v), mt_str(v), list_transform(violations_v.arrayValue."values", lambda x: x.stringValue)
         FROM batch WHERE feature IS NOT NULL
+        UNION ALL
+        SELECT model, version, tenant, ts, coalesce(mt_jstr(id_v), call_id || '/' || mt_jstr(row_v)), feature,
+               mt_jnum(v), mt_jstr(v), violations_v
+        FROM batch_json WHERE feature IS NOT NULL
     """)
 
 

@@ -2,9 +2,10 @@
 
 Writes the same lines modeltel's file exporter writes: one ``ExportLogsServiceRequest`` per
 line holding ``ml.prediction.records`` (columnar bodies), ``ml.features`` (a single call's or a
-batch call's shape) and ``ml.outcome`` log records.
+batch call's shape) and ``ml.outcome`` log records. Columnar bodies are JSON text, as modeltel
+writes them; ``kvlist=True`` writes the OTLP map of arrays earlier versions wrote instead.
 ``python -m modeltel.loop._synthetic DIR --predictions 10000000`` generates a month of traffic for
-two versions of one model plus a Parquet labels file.
+two versions of one model plus a Parquet labels file (``--kvlist``: in the older map bodies).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import orjson
 
 from modeltel._otlp_json import LOGS_FILE
+from modeltel._records import json_text
 
 __all__ = [
     "any_value",
@@ -59,13 +61,15 @@ def _kvs(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"key": k, "value": any_value(v)} for k, v in values.items()]
 
 
-def _record(event: str, time_ns: int, attributes: Mapping[str, Any], body: Any) -> dict[str, Any]:
+def _record(
+    event: str, time_ns: int, attributes: Mapping[str, Any], body: Any, *, json_body: bool = False
+) -> dict[str, Any]:
     return {
         "timeUnixNano": str(time_ns),
         "observedTimeUnixNano": str(time_ns),
         "eventName": event,
         "attributes": _kvs({k: v for k, v in attributes.items() if v is not None}),
-        "body": any_value(body),
+        "body": {"stringValue": json_text(body)} if json_body else any_value(body),
     }
 
 
@@ -76,12 +80,16 @@ def prediction_record(
     *,
     targets: Mapping[str, Any] | None = None,
     time_ns: int | None = None,
+    kvlist: bool = False,
 ) -> dict[str, Any]:
-    """An ``ml.prediction.records`` log record with a columnar body (targets as ``ml.model.<key>``)."""
+    """An ``ml.prediction.records`` log record with a columnar body (targets as ``ml.model.<key>``):
+    JSON text (NaN and infinities written as null, as modeltel writes them), or with ``kvlist``
+    the OTLP map of arrays of earlier versions."""
     attributes = {"ml.model.name": model, "ml.model.version": version}
     attributes.update({f"ml.model.{k}": v for k, v in (targets or {}).items()})
     stamp = time_ns if time_ns is not None else int(max(columns["time_unix_nano"]))
-    return _record("ml.prediction.records", stamp, attributes, {k: list(v) for k, v in columns.items()})
+    body = {k: list(v) for k, v in columns.items()}
+    return _record("ml.prediction.records", stamp, attributes, body, json_body=not kvlist)
 
 
 def feature_record(
@@ -122,9 +130,11 @@ def feature_batch_record(
     payload_hashes: Sequence[str] | None = None,
     scores: Sequence[float | None] | None = None,
     violations: Mapping[int, Sequence[str]] | None = None,
+    kvlist: bool = False,
 ) -> dict[str, Any]:
     """An ``ml.features`` log record as modeltel emits for a batch call: ``rows`` maps a row index
-    to its features; one record, columnar, a value per row for each feature."""
+    to its features; one record, columnar, a value per row for each feature. Its body is JSON
+    text, or with ``kvlist`` the OTLP map earlier versions wrote."""
     index = list(rows)
     keys = dict.fromkeys(k for features in rows.values() for k in features)
     body: dict[str, Any] = {
@@ -147,7 +157,7 @@ def feature_batch_record(
         "ml.batch.size": batch_size,
         "ml.contract.violations": labels or None,
     }
-    return _record("ml.features", time_ns, attributes, body)
+    return _record("ml.features", time_ns, attributes, body, json_body=not kvlist)
 
 
 def outcome_record(
@@ -224,7 +234,13 @@ def _labels(rng: np.random.Generator, columns: Mapping[str, Any]) -> tuple[list[
 
 
 def generate(
-    folder: Path, predictions: int, *, parquet: bool = False, batch: int = 1000, days: int = 30
+    folder: Path,
+    predictions: int,
+    *,
+    parquet: bool = False,
+    batch: int = 1000,
+    days: int = 30,
+    kvlist: bool = False,
 ) -> None:
     """Write ``predictions`` records of two versions (OTLP-JSON, or Parquet) and a Parquet labels file."""
     import pyarrow as pa  # type: ignore[import-untyped]
@@ -246,7 +262,8 @@ def generate(
                     pa.table({"model": ["fraud"] * size, "version": [version] * size, **columns})
                 )
             else:
-                out.write(_line([prediction_record("fraud", version, columns, targets=targets)]))
+                record = prediction_record("fraud", version, columns, targets=targets, kvlist=kvlist)
+                out.write(_line([record]))
             ids, found = _labels(rng, columns)
             label_ids.extend(ids)
             labels.extend(found)
@@ -268,9 +285,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--predictions", type=int, default=1_000_000)
     parser.add_argument("--parquet", action="store_true", help="predictions.parquet instead of OTLP-JSON")
+    parser.add_argument("--kvlist", action="store_true", help="record bodies as OTLP maps (the older shape)")
     args = parser.parse_args(argv)
     args.folder.mkdir(parents=True, exist_ok=True)
-    generate(args.folder, args.predictions, parquet=args.parquet)
+    generate(args.folder, args.predictions, parquet=args.parquet, kvlist=args.kvlist)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,11 @@
 ``true``/``false``), ``number`` mirrors ``mt_num`` (double, else int, else bool as 1/0; text that
 is not a number is None) and ``nanos`` reads an int64 exactly, where a cast through DOUBLE would
 round nanosecond timestamps.
+
+``json_text``, ``json_number`` and ``json_nanos`` do the same for the values of a body that is
+JSON text, decoded (``mt_jstr``, ``mt_jnum``, ``mt_jnanos``): null is None, a number or a boolean
+is a number, text is text and not a number. (A float in a text column is written by DuckDB in
+its own way past 1e16, e.g. ``1e300`` for ``1e+300``: modeltel writes none.)
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["first_values", "nanos", "number", "record_time", "text"]
+__all__ = ["first_values", "json_nanos", "json_number", "json_text", "nanos", "number", "record_time", "text"]
 
 
 def text(value: Any) -> str | None:
@@ -45,6 +50,32 @@ def nanos(value: Any) -> int | None:
     if exact is not None:
         return exact
     found = number(value)
+    return round(found) if found is not None and abs(found) < 2.0**63 else None
+
+
+def json_text(value: Any) -> str | None:
+    """``mt_jstr``: a decoded JSON value as text, None for null, arrays and objects."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return orjson.dumps(value).decode()
+    return None
+
+
+def json_number(value: Any) -> float | None:
+    """``mt_jnum``: a decoded JSON number (or boolean, as 1/0) as a float, else None."""
+    if isinstance(value, (int, float)):  # bool included: True is 1
+        return float(value)
+    return None
+
+
+def json_nanos(value: Any) -> int | None:
+    """``mt_jnanos``: a decoded JSON integer exactly (int64), another number rounded, else None."""
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
+    found = json_number(value)
     return round(found) if found is not None and abs(found) < 2.0**63 else None
 
 
