@@ -75,21 +75,27 @@ def emit_feature_records(b: Bound, p: Prediction) -> None:
     body = redacted(b, as_mapping(b, p.features))
     if _too_large(b, body):
         return
+    attrs = _call_attributes(b, p)
+    attrs[n.PAYLOAD_HASH] = p.payload_hash
+    if p.score is not None:
+        attrs[n.SCORE] = p.score
+    if p.violations:
+        attrs[n.CONTRACT_VIOLATIONS] = [f"{v.feature}:{v.kind}" for v in p.violations][:64]
+    _emit(b, {"features": body}, attrs)
+
+
+def _call_attributes(b: Bound, p: Prediction) -> dict[str, Any]:
+    """What every feature record of a call carries, single row or batch."""
     attrs: dict[str, Any] = {
         n.MODEL_NAME: b.plan.model,
         n.MODEL_VERSION: b.plan.version,
         n.TENANT: p.tenant,
         n.PREDICTION_ID: p.prediction_id,
-        n.PAYLOAD_HASH: p.payload_hash,
         n.OUTCOME: p.outcome,
     }
-    if p.score is not None:
-        attrs[n.SCORE] = p.score
     if p.decision is not None:
         attrs[n.DECISION] = p.decision
-    if p.violations:
-        attrs[n.CONTRACT_VIOLATIONS] = [f"{v.feature}:{v.kind}" for v in p.violations][:64]
-    _emit(b, {"features": body}, attrs)
+    return attrs
 
 
 def as_mapping(b: Bound, features: Any) -> Any:
@@ -125,16 +131,8 @@ def _emit_batch(b: Bound, p: Prediction) -> None:
     rows = list(p.sample_rows) or list(range(min(p.rows, MAX_ROWS_PER_CALL)))
     features = sampled_features(b, p.features, rows)
     labels = _row_violations(p, rows)
-    attrs: dict[str, Any] = {
-        n.MODEL_NAME: b.plan.model,
-        n.MODEL_VERSION: b.plan.version,
-        n.TENANT: p.tenant,
-        n.PREDICTION_ID: p.prediction_id,
-        n.OUTCOME: p.outcome,
-        n.BATCH_SIZE: p.rows,
-    }
-    if p.decision is not None:
-        attrs[n.DECISION] = p.decision
+    attrs = _call_attributes(b, p)
+    attrs[n.BATCH_SIZE] = p.rows
     for positions, text in _parts(b, features, len(rows)):
         rows_part = rows if positions is None else [rows[k] for k in positions]
         body = _batch_body(p, rows_part, text, labels)

@@ -110,14 +110,6 @@ def key_seed(keys: list[str] | tuple[str, ...]) -> int:
     return _xxh3("\x1f".join(sorted(keys)).encode())
 
 
-def pack_float64(values: Any) -> bytes:
-    """Values as little-endian float64 bytes (raises TypeError for non-numbers)."""
-    packed = array("d", values)
-    if _BIG_ENDIAN:
-        packed.byteswap()
-    return packed.tobytes()
-
-
 class _KeyPlan:
     """For one key order: how to pull the values in sorted-key order, and that key set's seed."""
 

@@ -47,17 +47,15 @@ def prepare(b: Bound, tenant: Any, features: Any, admission: Any = None) -> Pred
         p.tenant = tenant if type(tenant) is str and len(tenant) <= 64 else clean_tenant(tenant)
         if b.plan.batch:
             p.rows = _row_count(features)
-        if admission is None and b.limiter is not None:
+        if admission is not None or b.limiter is not None:
             site = "admit"
-            cost = b.unit_cost if not p.rows else expected_cost(b, p.rows)
-            admission = b.limiter.admit(p.tenant, cost, commit=True)
-        if admission is not None:
-            site = "admit"
+            if admission is None:
+                cost = b.unit_cost if not p.rows else expected_cost(b, p.rows)
+                admission = b.limiter.admit(p.tenant, cost, commit=True)
             apply_admission(b, p, admission)
         if p.route == PRIMARY and b.plan.contract is not None:
             site = "validate"
-            fast = b.fast_check
-            if fast is None or type(features) is not dict or p.rows or not _passes(fast, features):
+            if type(features) is not dict or p.rows or not _passes(b.fast_check, features):
                 validate(b, p)
         site = "identify"
         if p.rows:

@@ -98,7 +98,3 @@ class Prediction:
             f"<Prediction {self.model}@{self.version} id={self.prediction_id} hash={self.payload_hash} "
             f"tenant={self.tenant!r} outcome={self.outcome} score={self.score}>"
         )
-
-
-def set_current(p: Prediction) -> None:
-    _current.set(p)
