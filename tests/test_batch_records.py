@@ -6,6 +6,7 @@ and converted) sees a batch's sampled rows one by one, as it sees single calls.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from modeltel.loop._engine import connect
 from modeltel.loop._load import load_telemetry
 from modeltel.loop._synthetic import append_records, feature_batch_record, feature_record
 from modeltel.testing import Capture, capture
+
+# The loop needs its extra; the oldest-versions CI run installs the core only.
+needs_duckdb = pytest.mark.skipif(importlib.util.find_spec("duckdb") is None, reason="needs modeltel[loop]")
 
 NAMES = ["zeta", "alpha", "mid"]  # not sorted: the hash orders values by name
 MAX_ROWS = 100  # MAX_ROWS_PER_CALL
@@ -352,6 +356,7 @@ def test_summary_counts_sampled_rows(folder: Path) -> None:
     assert row.feature_records == 3
 
 
+@needs_duckdb
 @pytest.mark.parametrize("convert", [False, True], ids=["sql", "converted"])
 def test_loop_loads_a_batch_record_row_by_row(folder: Path, convert: bool) -> None:
     """feature_values gets a row per (sampled batch row, feature), with the row's id and violations."""
@@ -369,6 +374,7 @@ def test_loop_loads_a_batch_record_row_by_row(folder: Path, convert: bool) -> No
     assert {r[0] for r in batch} <= ids  # feature rows join the prediction records
 
 
+@needs_duckdb
 def test_loop_reads_synthetic_batch_and_legacy_per_row_records(tmp_path: Path) -> None:
     """The synthetic batch shape loads like the SDK's; older per-row batch records get row ids too."""
     legacy = feature_record("m", "1", {"x": 1.0}, time_ns=10, prediction_id="old")

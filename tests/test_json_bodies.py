@@ -8,6 +8,7 @@ paths) reads the JSON text, and still reads the map-shaped bodies written before
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from modeltel._summary import summarize
 from modeltel.loop._engine import connect
 from modeltel.loop._load import load_telemetry
 from modeltel.testing import Capture, capture
+
+# The loop needs its extra; the oldest-versions CI run installs the core only.
+needs_duckdb = pytest.mark.skipif(importlib.util.find_spec("duckdb") is None, reason="needs modeltel[loop]")
 
 SHARE = 0.3
 NON_FINITE = (math.nan, math.inf, -math.inf)
@@ -122,6 +126,7 @@ def test_batch_and_single_rows_with_a_share_of_records() -> None:
     assert len(rows) == len(expected_ids)
 
 
+@needs_duckdb
 def test_non_finite_and_missing_scores_are_null_and_read_as_missing(tmp_path: Path) -> None:
     """NaN, infinities and outputs without a score are written null: no NaN token in the JSON."""
     outputs = [0.25, *NON_FINITE, None, "no score"]
@@ -269,6 +274,7 @@ def test_summary_counts_both_shapes(both_shapes: Path) -> None:
     assert total.feature_records == 2 * len(ROWS)
 
 
+@needs_duckdb
 @pytest.mark.parametrize("convert", [False, True], ids=["sql", "converted"])
 def test_loop_loads_both_shapes(both_shapes: Path, convert: bool) -> None:
     con = connect()
