@@ -51,26 +51,41 @@ def test_every_request_served_is_counted_exactly(tmp_path: Path) -> None:
     assert metric_total(metrics, "ml.predictions", **{"ml.outcome": "fallback"}) == 100
 
 
+# The setups of the Deploying table in docs/deploying.md, each against MODELTEL_DISABLED=true.
+LATENCY_SETUPS = {
+    "off": {"MODELTEL_DISABLED": "true"},
+    "on, defaults": {},
+    "on, spans 1%": {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+    "on, spans 1%, no records": {
+        "OTEL_TRACES_SAMPLER": "traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.01",
+        "MODELTEL_PREDICTION_RECORDS": "0",
+    },
+}
+
+
 def test_added_latency_on_vs_off(tmp_path: Path) -> None:
     """Benchmark (printed, not asserted): p50/p99 latency with modeltel on vs MODELTEL_DISABLED=true."""
     results: dict[str, dict[int, Any]] = {}
     with OtlpReceiver() as receiver:
-        for mode, extra in (("on", {}), ("off", {"MODELTEL_DISABLED": "true"})):
-            with _start(tmp_path, mode, otel_env(receiver.http_endpoint, **extra)) as server:
+        for i, (setup, extra) in enumerate(LATENCY_SETUPS.items()):
+            with _start(tmp_path, f"setup{i}", otel_env(receiver.http_endpoint, **extra)) as server:
                 url = server.base_url + "/predict"
                 # Valid payloads only: with MODELTEL_DISABLED there is no contract and no fallback.
                 run_load(url, requests=300, concurrency=4, bad_every=0)  # warm-up
-                results[mode] = {c: run_load(url, 3000, concurrency=c, bad_every=0) for c in (1, 8)}
+                results[setup] = {c: run_load(url, 3000, concurrency=c, bad_every=0) for c in (1, 8)}
                 _stop(server)
-    for c in (1, 8):
-        on, off = results["on"][c], results["off"][c]
-        assert served(on) == served(off) == 3000
-        print(
-            f"\nconcurrency {c}: p50 {off['p50_ms']:.3f} -> {on['p50_ms']:.3f} ms "
-            f"(+{on['p50_ms'] - off['p50_ms']:.3f}), p99 {off['p99_ms']:.3f} -> {on['p99_ms']:.3f} ms "
-            f"(+{on['p99_ms'] - off['p99_ms']:.3f}); {3000 / on['elapsed_s']:.0f} vs "
-            f"{3000 / off['elapsed_s']:.0f} req/s"
-        )
+    off = results["off"]
+    print()
+    for setup, by_c in results.items():
+        assert all(served(load) == 3000 for load in by_c.values())
+        cells = [
+            f"c={c}: p50 {by_c[c]['p50_ms']:.2f} (+{by_c[c]['p50_ms'] - off[c]['p50_ms']:.2f}) "
+            f"p99 {by_c[c]['p99_ms']:.2f} (+{by_c[c]['p99_ms'] - off[c]['p99_ms']:.2f}) ms, "
+            f"{3000 / by_c[c]['elapsed_s']:.0f} req/s"
+            for c in (1, 8)
+        ]
+        print(f"{setup:26} | " + " | ".join(cells))
 
 
 def _request_with_traceparent(base_url: str, trace_id: str, parent_id: str) -> None:
