@@ -2,8 +2,10 @@
 
 Each body is one OTLP string value holding the object it used to hold as a map of arrays (same
 keys, same columns). A score that was NaN or infinite is written as null and read back as missing.
-Every reader (capture helpers, replay, summary, the loop's DuckDB load on the SQL and converted
-paths) reads the JSON text, and still reads the map-shaped bodies written before.
+A batch call of ``SHARED_AT`` rows or more gets a records body of its own where the values shared
+by its rows are written once. Every reader (capture helpers, replay, summary, the loop's DuckDB
+load on the SQL and converted paths) reads the JSON text in both shapes, and still reads the
+map-shaped bodies written before.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 import modeltel
 from modeltel import _names as n
 from modeltel._otlp_json import OtlpJsonFileLogExporter
-from modeltel._records import COLUMNS
+from modeltel._records import COLUMNS, SHARED_AT
 from modeltel._replay import feature_records
 from modeltel._summary import summarize
 from modeltel.loop._engine import connect
@@ -52,17 +54,32 @@ def raw_output(features: dict[str, Any]) -> Any:
 
 
 def _record_bodies(cap: Capture) -> list[dict[str, list[Any]]]:
-    """The records' bodies, checked to be JSON text of one object of equally long columns."""
+    """The records' bodies as equally long columns, checked to be JSON text of one object in one
+    of the two shapes: every column an array, or a batch call's with its shared values once."""
     bodies = []
     for r in cap.logs:
         if r.log_record.event_name == n.EVENT_RECORDS:
             body = r.log_record.body
             assert isinstance(body, str)
             decoded = orjson.loads(body)
+            if isinstance(decoded["prediction_id"], str):
+                decoded = _expanded(decoded)
             assert list(decoded) == list(COLUMNS)
             assert len({len(column) for column in decoded.values()}) == 1
             bodies.append(decoded)
     return bodies
+
+
+def _expanded(body: dict[str, Any]) -> dict[str, list[Any]]:
+    """A shared-value body as arrays: row i is "<call>/<row[i]>"; a single value is every row's."""
+    call, hashes = body["prediction_id"], body["payload_hash"]
+    rows = body.get("row", list(range(len(hashes))))
+    assert isinstance(hashes, list) and len(rows) == len(hashes) >= SHARED_AT
+    columns: dict[str, list[Any]] = {"prediction_id": [f"{call}/{i}" for i in rows]}
+    for name in COLUMNS[1:]:
+        value = body[name]
+        columns[name] = value if isinstance(value, list) else [value] * len(rows)
+    return columns
 
 
 def _column(bodies: list[dict[str, list[Any]]], name: str) -> list[Any]:
@@ -124,6 +141,50 @@ def test_batch_and_single_rows_with_a_share_of_records() -> None:
     ]
     assert {by_id[p.prediction_id]["score"] for p in kept_singles} <= {i / 100 for i in range(100)}
     assert len(rows) == len(expected_ids)
+
+
+def _records_logs(cap: Capture) -> list[dict[str, Any]]:
+    return [orjson.loads(r.log_record.body) for r in cap.logs if r.log_record.event_name == n.EVENT_RECORDS]
+
+
+def test_a_large_batch_writes_its_shared_values_once() -> None:
+    """At SHARED_AT rows a batch call has a record of its own: the call's id, its rows' hashes and
+    scores, and the tenant, outcome, time, duration and cost once; smaller batches join the
+    single-row record's columns."""
+    big = np.random.default_rng(9).uniform(0, 1, (SHARED_AT, 2))
+    with capture(cost_per_1k=2.0) as c:
+        predict({"x": 0.3}, tenant="globex")
+        score_batch(big[: SHARED_AT - 1])
+        small = modeltel.current_prediction()
+        score_batch(big)
+        large = modeltel.current_prediction()
+        assert small is not None and large is not None
+        merged, shared = _records_logs(c)
+    assert len(merged["prediction_id"]) == SHARED_AT  # the single call and the small batch's rows
+    assert merged["prediction_id"][1:] == [f"{small.prediction_id}/{i}" for i in range(SHARED_AT - 1)]
+    assert shared["prediction_id"] == large.prediction_id and "row" not in shared
+    assert shared["payload_hash"] == list(large.row_hashes)
+    assert shared["score"] == big[:, 0].tolist()
+    assert (shared["tenant"], shared["decision"], shared["outcome"]) == ("", None, "ok")  # no tenant=
+    assert shared["cost"] == pytest.approx(2.0 / 1000)
+    assert type(shared["time_unix_nano"]) is int and shared["duration_s"] > 0
+
+
+def test_a_share_of_a_large_batch_lists_its_rows() -> None:
+    """With prediction_records < 1 the shared-value body lists the rows it kept in "row"."""
+    matrix = np.random.default_rng(5).uniform(0, 1, (1000, 2))
+    with capture(prediction_records=SHARE) as c:
+        score_batch(matrix)
+        p = modeltel.current_prediction()
+        assert p is not None
+        (body,) = _records_logs(c)
+        rows = c.prediction_rows()
+    kept = [i for i, h in enumerate(p.row_hashes) if _in_share(h)]
+    assert body["row"] == kept and len(kept) >= SHARED_AT
+    assert body["payload_hash"] == [p.row_hashes[i] for i in kept]
+    assert [r["prediction_id"] for r in rows] == [f"{p.prediction_id}/{i}" for i in kept]
+    assert [r["score"] for r in rows] == matrix[kept, 0].tolist()
+    assert {r["tenant"] for r in rows} == {""} and {r["outcome"] for r in rows} == {"ok"}
 
 
 @needs_duckdb
@@ -332,3 +393,102 @@ def test_capture_reads_both_shapes() -> None:
     assert [r["violations"] for r in features] == VIOLATIONS * 2
     assert [r.log_record.body for r in split[:2]] == [r.log_record.body for r in split[2:]]
     assert split[0].log_record.body == {"features": {"amount": 1.5, "country": "NL"}}
+
+
+# ---------------------------------------------------------------- the shared-value shape
+
+CALL_SHARED = "shared-call"
+
+
+def _shared_body(call: str, scores: list[float | None]) -> dict[str, Any]:
+    """``_records_body(call, scores)`` with its shared values written once, as a large batch's."""
+    return {
+        "prediction_id": call,
+        "row": ROWS,
+        "payload_hash": HASHES,
+        "tenant": "acme",
+        "score": scores,
+        "decision": ["approve", None],
+        "outcome": "ok",
+        "time_unix_nano": [1_700_000_000_000_000_000 + i for i in range(len(ROWS))],
+        "duration_s": 0.001,
+        "cost": 0.5,
+    }
+
+
+@pytest.fixture
+def shared_and_arrays(tmp_path: Path) -> Path:
+    """The same batch call's records in the two JSON shapes, through modeltel's file exporter."""
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(OtlpJsonFileLogExporter(tmp_path)))
+    logger = provider.get_logger("modeltel")
+    attrs = {n.MODEL_NAME: "legacy", n.MODEL_VERSION: "1"}
+    for body in (_records_body(CALL_NEW, [0.75, None]), _shared_body(CALL_SHARED, [0.75, None])):
+        logger.emit(
+            event_name=n.EVENT_RECORDS, body=orjson.dumps(body).decode(), attributes=attrs, timestamp=10
+        )
+    provider.shutdown()
+    return tmp_path
+
+
+@needs_duckdb
+@pytest.mark.parametrize("convert", [False, True], ids=["sql", "converted"])
+def test_loop_reads_the_shared_value_shape_as_the_arrays(shared_and_arrays: Path, convert: bool) -> None:
+    con = connect()
+    load_telemetry(con, shared_and_arrays, convert=convert)
+    predictions = con.execute(
+        "SELECT prediction_id, payload_hash, tenant, score, decision, outcome, ts, duration_s, cost "
+        "FROM predictions ORDER BY prediction_id"
+    ).fetchall()
+    arrays, shared = predictions[:2], predictions[2:]
+    assert [r[0] for r in arrays] == [f"{CALL_NEW}/{i}" for i in ROWS]
+    assert [r[0] for r in shared] == [f"{CALL_SHARED}/{i}" for i in ROWS]
+    assert [r[1:] for r in shared] == [r[1:] for r in arrays]
+    assert shared[0][1:] == (HASHES[0], "acme", 0.75, "approve", "ok", 1_700_000_000_000_000_000, 0.001, 0.5)
+
+
+@needs_duckdb
+@pytest.mark.parametrize("convert", [False, True], ids=["sql", "converted"])
+def test_loop_derives_ids_for_every_row_without_a_row_list(tmp_path: Path, convert: bool) -> None:
+    """A body without "row" holds rows 0..n-1; a score written once (null) is every row's."""
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(OtlpJsonFileLogExporter(tmp_path)))
+    body = {**_shared_body(CALL_SHARED, [0.0, 0.0]), "score": None, "time_unix_nano": 7}
+    del body["row"]
+    provider.get_logger("modeltel").emit(
+        event_name=n.EVENT_RECORDS, body=orjson.dumps(body).decode(), attributes={n.MODEL_NAME: "m"}
+    )
+    provider.shutdown()
+    con = connect()
+    load_telemetry(con, tmp_path, convert=convert)
+    found = con.execute("SELECT prediction_id, score, ts FROM predictions ORDER BY ALL").fetchall()
+    assert found == [(f"{CALL_SHARED}/0", None, 7), (f"{CALL_SHARED}/1", None, 7)]
+
+
+def test_capture_reads_the_shared_value_shape_as_the_arrays() -> None:
+    with capture() as c:
+        attrs = {n.MODEL_NAME: "legacy", n.MODEL_VERSION: "1"}
+        for body in (_records_body(CALL_NEW, [0.75, None]), _shared_body(CALL_SHARED, [0.75, None])):
+            c.runtime.otel_logger.emit(
+                event_name=n.EVENT_RECORDS, body=orjson.dumps(body).decode(), attributes=attrs
+            )
+        rows = c.prediction_rows(model="legacy")
+    assert [r["prediction_id"] for r in rows[2:]] == [f"{CALL_SHARED}/{i}" for i in ROWS]
+    assert [{**r, "prediction_id": None} for r in rows[2:]] == [
+        {**r, "prediction_id": None} for r in rows[:2]
+    ]
+
+
+@needs_duckdb
+@pytest.mark.parametrize("convert", [False, True], ids=["sql", "converted"])
+def test_loop_skips_records_text_that_is_not_json(shared_and_arrays: Path, convert: bool) -> None:
+    """A records body that is not JSON adds no rows and stops nothing: the others still load."""
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(OtlpJsonFileLogExporter(shared_and_arrays)))
+    for text in ('{"prediction_id": "cut', "plain text", "[1, 2]"):
+        provider.get_logger("x").emit(event_name=n.EVENT_RECORDS, body=text, attributes={n.MODEL_NAME: "m"})
+    provider.shutdown()
+    con = connect()
+    load_telemetry(con, shared_and_arrays, convert=convert)
+    (count,) = con.execute("SELECT count(*) FROM predictions").fetchone() or (None,)
+    assert count == 2 * len(ROWS)

@@ -1,6 +1,6 @@
 """Converted logs (see ``_convert``), cached next to the JSON and keyed by each file's size and mtime.
 
-``FOLDER/.modeltel-cache/<file name>/<size>-<mtime_ns>-v2/`` holds the parts of one logs file of
+``FOLDER/.modeltel-cache/<file name>/<size>-<mtime_ns>-v3/`` holds the parts of one logs file of
 at least ``cache_min_bytes``. A file that changes (an exporter appended to it) gets a new key and
 is converted again; the stale entry is removed once the new one is complete. An entry appears
 by an atomic rename, so a crash or a concurrent evaluation never sees half of one. Smaller files,
@@ -25,8 +25,9 @@ __all__ = ["CACHE_DIR", "converted"]
 
 CACHE_DIR: Final = ".modeltel-cache"
 # v2: prediction records' bodies written as JSON text are converted too (a v1 entry, made by a
-# converter that only read map bodies, may lack their rows).
-_FORMAT: Final = "v2"
+# converter that only read map bodies, may lack their rows). v3: a large batch call's records
+# with their shared values written once are converted too.
+_FORMAT: Final = "v3"
 _MIB: Final = 1 << 20
 
 

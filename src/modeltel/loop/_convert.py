@@ -34,7 +34,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from modeltel import _names as n
 from modeltel._outcomes import EVENT_OUTCOME
-from modeltel._records import COLUMNS
+from modeltel._records import COLUMNS, expand_columns
 from modeltel.loop._values import (
     first_values,
     json_nanos,
@@ -235,14 +235,14 @@ def _column(name: str, values: list[Any], ts: int) -> Any:
 
 def _json_columns(body: str) -> dict[str, list[Any]]:
     """A JSON text body's columns (``json_transform`` in the SQL path): none when the text is not
-    a JSON object, and a value that is not an array is no column."""
+    a JSON object; shared values repeated and a batch call's row ids made (``expand_columns``)."""
     try:
         found = orjson.loads(body)
     except orjson.JSONDecodeError:
         return {}
     if not isinstance(found, dict):
         return {}
-    return {key: value for key, value in found.items() if isinstance(value, list)}
+    return expand_columns(found)
 
 
 def _json_column(name: str, values: list[Any], ts: int) -> Any:

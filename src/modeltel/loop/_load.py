@@ -74,12 +74,18 @@ _MACROS = (
     "CASE WHEN json_type(v) IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN') THEN TRY_CAST(v AS DOUBLE) END",
     "CREATE OR REPLACE MACRO mt_jstr(v) AS "
     "CASE WHEN json_type(v) NOT IN ('ARRAY', 'OBJECT') THEN v ->> '$' END",
+    # A column of a records body: an array (a value per row) or one value shared by every row.
+    "CREATE OR REPLACE MACRO mt_jlist(v) AS "
+    "CASE WHEN json_type(v) = 'ARRAY' THEN CAST(v AS JSON[]) ELSE [] END",
+    "CREATE OR REPLACE MACRO mt_jsingle(v) AS CASE WHEN json_type(v) <> 'ARRAY' THEN v END",
     "CREATE OR REPLACE MACRO mt_jnanos(v) AS coalesce("
     "CASE WHEN json_type(v) IN ('BIGINT', 'UBIGINT') THEN TRY_CAST(v AS BIGINT) END, "
     "TRY_CAST(mt_jnum(v) AS BIGINT))",
 )
 # The JSON text bodies, as json_transform shapes: every value kept as JSON, typed by the macros.
 _RECORDS_JSON = "{" + ", ".join(f'"{c}": ["JSON"]' for c in COLUMNS) + "}"
+# A large batch call's records, values shared by its rows written once: any column an array or not.
+_SHARED_RECORDS_JSON = "{" + ", ".join(f'"{c}": "JSON"' for c in (*COLUMNS, "row")) + "}"
 _FEATURES_JSON = (
     '{"features": "JSON", "row": ["JSON"], "prediction_id": ["JSON"], "violations": [["VARCHAR"]]}'
 )
@@ -183,6 +189,9 @@ def _insert_predictions(con: Any) -> None:
               FROM raw_logs WHERE event = '{EVENT_PREDICTIONS}' AND body.stringValue IS NULL)
     """)
     # Bodies written as JSON text: parsed once per record, then unnested column by column.
+    records = f"FROM raw_logs WHERE event = '{EVENT_PREDICTIONS}' AND body.stringValue IS NOT NULL"
+    # try(): json_type raises on text that is not JSON; such a body gives no rows either way.
+    shared = "try(json_type(body.stringValue, '$.prediction_id')) = 'VARCHAR'"
     json_unnests = ", ".join(f"unnest(c.{c}) AS {c}_v" for c in COLUMNS)
     con.execute(f"""
         INSERT INTO predictions
@@ -193,7 +202,36 @@ def _insert_predictions(con: Any) -> None:
               FROM (SELECT mt_str(mt_attr(attributes, 'ml.model.name')) AS model,
                            mt_str(mt_attr(attributes, 'ml.model.version')) AS version, ts,
                            mt_json(body, '{_RECORDS_JSON}') AS c
-                    FROM raw_logs WHERE event = '{EVENT_PREDICTIONS}' AND body.stringValue IS NOT NULL))
+                    {records} AND ({shared}) IS NOT TRUE))
+    """)
+    _insert_shared_value_records(con, f"{records} AND {shared}")
+
+
+def _insert_shared_value_records(con: Any, records: str) -> None:
+    """Bodies with a single prediction_id, a large batch call's: a column is an array (unnested,
+    shorter ones padded with NULL) or one value for every row; row i is "<id>/<row[i]>" (row
+    absent: 0..n-1). Each record is split into its lists and its single values first: carrying
+    the parsed record itself next to the unnested rows would copy its lists once per row."""
+    columns = (*COLUMNS, "row")
+    lists = ", ".join(f"mt_jlist(c.{col}) AS {col}_l" for col in columns)
+    singles = ", ".join(f"mt_jsingle(c.{col}) AS {col}_s" for col in COLUMNS)
+    items = ", ".join(f"unnest({col}_l) AS {col}_i" for col in columns)
+    value = {col: f"coalesce({col}_i, {col}_s)" for col in COLUMNS}
+    con.execute(f"""
+        INSERT INTO predictions
+        SELECT model, version, coalesce(mt_jstr({value["tenant"]}), ''),
+               mt_jstr(prediction_id_s) || '/' || coalesce(mt_jstr(row_i), CAST(index_i AS VARCHAR)),
+               mt_jstr({value["payload_hash"]}), mt_jnum({value["score"]}),
+               mt_jstr({value["decision"]}), mt_jstr({value["outcome"]}),
+               coalesce(mt_jnanos({value["time_unix_nano"]}), ts), mt_jnum({value["duration_s"]}),
+               coalesce(mt_jnum({value["cost"]}), 0)
+        FROM (SELECT model, version, ts, {", ".join(f"{col}_s" for col in COLUMNS)}, {items},
+                     unnest(range(len(payload_hash_l))) AS index_i
+              FROM (SELECT model, version, ts, {lists}, {singles}
+                    FROM (SELECT mt_str(mt_attr(attributes, 'ml.model.name')) AS model,
+                                 mt_str(mt_attr(attributes, 'ml.model.version')) AS version, ts,
+                                 mt_json(body, '{_SHARED_RECORDS_JSON}') AS c
+                          {records})))
     """)
 
 
