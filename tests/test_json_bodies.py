@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -288,24 +290,43 @@ def _feature_attributes(call: str) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def _file_logger(folder: Path) -> Iterator[Any]:
+    """An SDK logger writing through modeltel's OTLP-JSON file exporter into ``folder``."""
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(OtlpJsonFileLogExporter(folder)))
+    try:
+        yield provider.get_logger("modeltel")
+    finally:
+        provider.shutdown()
+
+
+def _predictions(con: Any) -> list[tuple[Any, ...]]:
+    """The loop's predictions table, by prediction id."""
+    return con.execute(
+        "SELECT prediction_id, payload_hash, tenant, score, decision, outcome, ts, duration_s, cost "
+        "FROM predictions ORDER BY prediction_id"
+    ).fetchall()
+
+
 @pytest.fixture
 def both_shapes(tmp_path: Path) -> Path:
     """The same batch call written twice by the SDK's log pipeline and modeltel's file exporter:
     with map bodies, as versions before JSON text wrote them, and with JSON text bodies."""
-    provider = LoggerProvider()
-    provider.add_log_record_processor(SimpleLogRecordProcessor(OtlpJsonFileLogExporter(tmp_path)))
-    logger = provider.get_logger("modeltel")
     records_attrs = {n.MODEL_NAME: "legacy", n.MODEL_VERSION: "1"}
-    for call, as_json in ((CALL_OLD, False), (CALL_NEW, True)):
-        scores = [0.75, math.nan] if not as_json else [0.75, None]
-        bodies: list[Any] = [_records_body(call, scores), _batch_feature_body(call, scores)]
-        if as_json:
-            bodies = [orjson.dumps(b).decode() for b in bodies]
-        logger.emit(event_name=n.EVENT_RECORDS, body=bodies[0], attributes=records_attrs, timestamp=10)
-        logger.emit(
-            event_name=n.EVENT_FEATURES, body=bodies[1], attributes=_feature_attributes(call), timestamp=10
-        )
-    provider.shutdown()
+    with _file_logger(tmp_path) as logger:
+        for call, as_json in ((CALL_OLD, False), (CALL_NEW, True)):
+            scores = [0.75, math.nan] if not as_json else [0.75, None]
+            bodies: list[Any] = [_records_body(call, scores), _batch_feature_body(call, scores)]
+            if as_json:
+                bodies = [orjson.dumps(b).decode() for b in bodies]
+            logger.emit(event_name=n.EVENT_RECORDS, body=bodies[0], attributes=records_attrs, timestamp=10)
+            logger.emit(
+                event_name=n.EVENT_FEATURES,
+                body=bodies[1],
+                attributes=_feature_attributes(call),
+                timestamp=10,
+            )
     return tmp_path
 
 
@@ -353,10 +374,7 @@ def test_loop_loads_both_shapes(both_shapes: Path, convert: bool) -> None:
         ("{}/3", "country", None, None, []),
     ]
     assert features == [(pid.format(call), *rest) for call in (CALL_NEW, CALL_OLD) for pid, *rest in expected]
-    predictions = con.execute(
-        "SELECT prediction_id, payload_hash, tenant, score, decision, outcome, ts, duration_s, cost "
-        "FROM predictions ORDER BY prediction_id"
-    ).fetchall()
+    predictions = _predictions(con)
     new, old = predictions[:2], predictions[2:]
     assert [r[0] for r in new] == [f"{CALL_NEW}/{i}" for i in ROWS]
     assert (
@@ -419,15 +437,12 @@ def _shared_body(call: str, scores: list[float | None]) -> dict[str, Any]:
 @pytest.fixture
 def shared_and_arrays(tmp_path: Path) -> Path:
     """The same batch call's records in the two JSON shapes, through modeltel's file exporter."""
-    provider = LoggerProvider()
-    provider.add_log_record_processor(SimpleLogRecordProcessor(OtlpJsonFileLogExporter(tmp_path)))
-    logger = provider.get_logger("modeltel")
     attrs = {n.MODEL_NAME: "legacy", n.MODEL_VERSION: "1"}
-    for body in (_records_body(CALL_NEW, [0.75, None]), _shared_body(CALL_SHARED, [0.75, None])):
-        logger.emit(
-            event_name=n.EVENT_RECORDS, body=orjson.dumps(body).decode(), attributes=attrs, timestamp=10
-        )
-    provider.shutdown()
+    with _file_logger(tmp_path) as logger:
+        for body in (_records_body(CALL_NEW, [0.75, None]), _shared_body(CALL_SHARED, [0.75, None])):
+            logger.emit(
+                event_name=n.EVENT_RECORDS, body=orjson.dumps(body).decode(), attributes=attrs, timestamp=10
+            )
     return tmp_path
 
 
@@ -436,10 +451,7 @@ def shared_and_arrays(tmp_path: Path) -> Path:
 def test_loop_reads_the_shared_value_shape_as_the_arrays(shared_and_arrays: Path, convert: bool) -> None:
     con = connect()
     load_telemetry(con, shared_and_arrays, convert=convert)
-    predictions = con.execute(
-        "SELECT prediction_id, payload_hash, tenant, score, decision, outcome, ts, duration_s, cost "
-        "FROM predictions ORDER BY prediction_id"
-    ).fetchall()
+    predictions = _predictions(con)
     arrays, shared = predictions[:2], predictions[2:]
     assert [r[0] for r in arrays] == [f"{CALL_NEW}/{i}" for i in ROWS]
     assert [r[0] for r in shared] == [f"{CALL_SHARED}/{i}" for i in ROWS]
@@ -451,14 +463,12 @@ def test_loop_reads_the_shared_value_shape_as_the_arrays(shared_and_arrays: Path
 @pytest.mark.parametrize("convert", [False, True], ids=["sql", "converted"])
 def test_loop_derives_ids_for_every_row_without_a_row_list(tmp_path: Path, convert: bool) -> None:
     """A body without "row" holds rows 0..n-1; a score written once (null) is every row's."""
-    provider = LoggerProvider()
-    provider.add_log_record_processor(SimpleLogRecordProcessor(OtlpJsonFileLogExporter(tmp_path)))
     body = {**_shared_body(CALL_SHARED, [0.0, 0.0]), "score": None, "time_unix_nano": 7}
     del body["row"]
-    provider.get_logger("modeltel").emit(
-        event_name=n.EVENT_RECORDS, body=orjson.dumps(body).decode(), attributes={n.MODEL_NAME: "m"}
-    )
-    provider.shutdown()
+    with _file_logger(tmp_path) as logger:
+        logger.emit(
+            event_name=n.EVENT_RECORDS, body=orjson.dumps(body).decode(), attributes={n.MODEL_NAME: "m"}
+        )
     con = connect()
     load_telemetry(con, tmp_path, convert=convert)
     found = con.execute("SELECT prediction_id, score, ts FROM predictions ORDER BY ALL").fetchall()
@@ -483,11 +493,9 @@ def test_capture_reads_the_shared_value_shape_as_the_arrays() -> None:
 @pytest.mark.parametrize("convert", [False, True], ids=["sql", "converted"])
 def test_loop_skips_records_text_that_is_not_json(shared_and_arrays: Path, convert: bool) -> None:
     """A records body that is not JSON adds no rows and stops nothing: the others still load."""
-    provider = LoggerProvider()
-    provider.add_log_record_processor(SimpleLogRecordProcessor(OtlpJsonFileLogExporter(shared_and_arrays)))
-    for text in ('{"prediction_id": "cut', "plain text", "[1, 2]"):
-        provider.get_logger("x").emit(event_name=n.EVENT_RECORDS, body=text, attributes={n.MODEL_NAME: "m"})
-    provider.shutdown()
+    with _file_logger(shared_and_arrays) as logger:
+        for text in ('{"prediction_id": "cut', "plain text", "[1, 2]"):
+            logger.emit(event_name=n.EVENT_RECORDS, body=text, attributes={n.MODEL_NAME: "m"})
     con = connect()
     load_telemetry(con, shared_and_arrays, convert=convert)
     (count,) = con.execute("SELECT count(*) FROM predictions").fetchone() or (None,)

@@ -146,21 +146,28 @@ class Chunk:
         self.size = len(hashes) if rows is None else len(rows)
         self.tenant, self.decision, self.outcome, self.time, self.duration, self.cost = shared
 
+    def kept(self) -> tuple[list[int] | None, list[str], Any, list[str | None] | None]:
+        """The kept rows (None: all of them) and their hashes, scores and per-row decisions."""
+        rows = self.rows
+        if rows is None:
+            return None, self.hashes, self.scores, self.decisions
+        keep = rows.tolist()
+        decisions = self.decisions
+        return (
+            keep,
+            list(map(self.hashes.__getitem__, keep)),
+            None if self.scores is None else self.scores[rows],
+            None if decisions is None else list(map(decisions.__getitem__, keep)),
+        )
+
     def shared_json(self) -> str:
         """This call's rows alone as a records body, values shared by every row written once."""
-        keep = None if self.rows is None else self.rows.tolist()
+        keep, hashes, scores, decisions = self.kept()
         body: dict[str, Any] = {"prediction_id": self.prediction_id}
         if keep is not None:
             body["row"] = keep
-        body["payload_hash"] = self.hashes if keep is None else list(map(self.hashes.__getitem__, keep))
-        body["tenant"] = self.tenant
-        scores = self.scores
-        body["score"] = scores if scores is None or self.rows is None else scores[self.rows]
-        decisions = self.decisions
-        if decisions is None:
-            body["decision"] = self.decision
-        else:
-            body["decision"] = decisions if keep is None else list(map(decisions.__getitem__, keep))
+        body["payload_hash"], body["tenant"], body["score"] = hashes, self.tenant, scores
+        body["decision"] = self.decision if decisions is None else decisions
         body["outcome"], body["time_unix_nano"] = self.outcome, self.time
         body["duration_s"], body["cost"] = self.duration, self.cost
         return json_text(body)
@@ -168,21 +175,11 @@ class Chunk:
     def json_items(self) -> list[list[str]]:
         """Per column of ``COLUMNS``, the rows' values as JSON array items (pieces of the text
         between the brackets), made without a Python object per row where the value is shared."""
-        n, rows = self.size, self.rows
-        keep = None if rows is None else rows.tolist()
-        hashes = self.hashes if keep is None else list(map(self.hashes.__getitem__, keep))
-        scores = self.scores
-        if scores is None:
-            score_items = _repeated(None, n)
-        else:  # float64 straight into the JSON; NaN and infinities become null
-            score_items = [json_items(scores if rows is None else scores[rows])]
-        decisions = self.decisions
-        if decisions is None:
-            decision_items = _repeated(self.decision, n)
-        else:
-            decision_items = [
-                json_items(decisions if keep is None else list(map(decisions.__getitem__, keep)))
-            ]
+        n = self.size
+        keep, hashes, scores, decisions = self.kept()
+        # float64 straight into the JSON; NaN and infinities become null
+        score_items = _repeated(None, n) if scores is None else [json_items(scores)]
+        decision_items = _repeated(self.decision, n) if decisions is None else [json_items(decisions)]
         return [
             _id_items(self.prediction_id, n if keep is None else keep),
             [json_items(hashes)],
@@ -300,11 +297,10 @@ def expand_columns(found: Mapping[str, Any]) -> dict[str, list[Any]]:
     ``i`` the id ``<prediction_id>/<row[i]>``. Other single values are left out."""
     arrays = {str(k): list(v) for k, v in found.items() if isinstance(v, (list, tuple))}
     call = found.get("prediction_id")
-    if isinstance(call, str):
-        rows = arrays.pop("row", None)
-        size = max((len(v) for v in arrays.values()), default=0)
-        arrays["prediction_id"] = [f"{call}/{r}" for r in (range(size) if rows is None else rows)]
+    rows = arrays.pop("row", None) if isinstance(call, str) else None
     size = max((len(v) for v in arrays.values()), default=0)
+    if isinstance(call, str):
+        arrays["prediction_id"] = [f"{call}/{r}" for r in (range(size) if rows is None else rows)]
     for name in COLUMNS:
         if name in found and name not in arrays:
             arrays[name] = [found[name]] * size
