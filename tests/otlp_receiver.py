@@ -33,6 +33,9 @@ from modeltel._otlp_flat import FlatRecord, flat_logs, flat_metrics, flat_spans,
 __all__ = ["HungServer", "OtlpReceiver", "closed_port", "metric_total"]
 
 _JOIN_TIMEOUT_S = 10.0
+# The largest request either side accepts: gRPC servers' default (the OTel Collector's OTLP/gRPC
+# receiver keeps it), applied to HTTP too, where collectors' limits are 4 MiB or more.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,10 @@ class _OtlpHttpHandler(BaseHTTPRequestHandler):
             return
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
             body = gzip.decompress(body)
+        if len(body) > MAX_REQUEST_BYTES:
+            self.server.receiver.refuse(signal, "http")
+            self._reply(413, b"")
+            return
         try:
             request = _SIGNALS[signal].request_type.FromString(body)
         except DecodeError:
@@ -161,15 +168,22 @@ class _OtlpHttpServer(ThreadingHTTPServer):
 class OtlpReceiver:
     """OTLP gRPC and HTTP/protobuf receiver on 127.0.0.1 that stores every export request.
 
-    ``requests_received[(signal, transport)]`` counts requests, e.g. ``("traces", "grpc")``.
+    ``requests_received[(signal, transport)]`` counts requests, e.g. ``("traces", "grpc")``;
+    ``largest_request[signal]`` is the biggest accepted request's size in bytes. A request over
+    :data:`MAX_REQUEST_BYTES` is refused (gRPC RESOURCE_EXHAUSTED, HTTP 413) and counted in
+    ``refused[(signal, transport)]``; gRPC refuses it before the servicer sees it, so only HTTP
+    refusals are counted.
     """
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._requests: dict[str, list[Message]] = {signal: [] for signal in _SIGNALS}
         self.requests_received: Counter[tuple[str, str]] = Counter()
+        self.largest_request: Counter[str] = Counter()
+        self.refused: Counter[tuple[str, str]] = Counter()
         self._executor = futures.ThreadPoolExecutor(max_workers=4)
-        self._grpc = grpc.server(self._executor)
+        limit = [("grpc.max_receive_message_length", MAX_REQUEST_BYTES)]
+        self._grpc = grpc.server(self._executor, options=limit)
         self._http = _OtlpHttpServer(self)
         self._http_thread = threading.Thread(
             target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, name="otlp-http", daemon=True
@@ -201,11 +215,19 @@ class OtlpReceiver:
 
     def record(self, signal: str, transport: str, request: Message) -> Message:
         """Store one export request, wake waiters and return the response to send."""
+        size = request.ByteSize()
         with self._changed:
             self._requests[signal].append(request)
             self.requests_received[(signal, transport)] += 1
+            self.largest_request[signal] = max(self.largest_request[signal], size)
             self._changed.notify_all()
         return _SIGNALS[signal].response_type()
+
+    def refuse(self, signal: str, transport: str) -> None:
+        """Count a request refused for its size."""
+        with self._changed:
+            self.refused[(signal, transport)] += 1
+            self._changed.notify_all()
 
     def _flat(self, signal: str) -> list[FlatRecord]:
         with self._changed:

@@ -26,7 +26,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 import modeltel
 from modeltel import _names as n
 from modeltel._otlp_json import OtlpJsonFileLogExporter
-from modeltel._records import COLUMNS, SHARED_AT
+from modeltel._records import BODY_ROWS, COLUMNS, SHARED_AT
 from modeltel._replay import feature_records
 from modeltel._summary import summarize
 from modeltel.loop._engine import connect
@@ -187,6 +187,33 @@ def test_a_share_of_a_large_batch_lists_its_rows() -> None:
     assert [r["prediction_id"] for r in rows] == [f"{p.prediction_id}/{i}" for i in kept]
     assert [r["score"] for r in rows] == matrix[kept, 0].tolist()
     assert {r["tenant"] for r in rows} == {""} and {r["outcome"] for r in rows} == {"ok"}
+
+
+def test_no_body_holds_more_than_body_rows() -> None:
+    """A batch call past BODY_ROWS kept rows is split into bodies of at most BODY_ROWS rows, in
+    order: the first lists no "row" (rows 0..n-1), the others list theirs; so are single-row
+    predictions past BODY_ROWS. Every row is read back once, as written."""
+    rows = 2 * BODY_ROWS + 10
+    matrix = np.random.default_rng(4).uniform(0, 1, (rows, 2))
+    with capture() as c:
+        score_batch(matrix)
+        batch = modeltel.current_prediction()
+        assert batch is not None
+        bodies = _records_logs(c)
+        read = c.prediction_rows()
+    assert [len(b["payload_hash"]) for b in bodies] == [BODY_ROWS, BODY_ROWS, 10]
+    assert "row" not in bodies[0] and bodies[1]["row"] == list(range(BODY_ROWS, 2 * BODY_ROWS))
+    assert {b["prediction_id"] for b in bodies} == {batch.prediction_id}
+    assert [r["prediction_id"] for r in read] == [f"{batch.prediction_id}/{i}" for i in range(rows)]
+    assert [r["payload_hash"] for r in read] == list(batch.row_hashes)
+    assert [r["score"] for r in read] == matrix[:, 0].tolist()
+
+    with capture() as c:
+        for i in range(BODY_ROWS + 1):
+            predict({"x": i / 10}, tenant="acme")
+        sizes = [len(b["prediction_id"]) for b in _records_logs(c)]
+        assert len(c.prediction_rows()) == BODY_ROWS + 1
+    assert max(sizes) <= BODY_ROWS and sum(sizes) == BODY_ROWS + 1  # how the thread's takes fell
 
 
 @needs_duckdb

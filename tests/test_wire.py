@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from modeltel._records import COLUMNS, columns_of, record_rows
-from otlp_receiver import HungServer, OtlpReceiver, closed_port, metric_total
+from otlp_receiver import MAX_REQUEST_BYTES, HungServer, OtlpReceiver, closed_port, metric_total
 
 pytestmark = pytest.mark.wire
 
@@ -137,3 +137,36 @@ def test_collector_accepts_and_never_answers(protocol: str) -> None:
     assert len(out["results"]) == CALLS
     assert out["slowest_call_s"] < 0.5
     assert elapsed < 20
+
+
+# ---------------------------------------------------------------- request size
+
+BATCH_APP = str(Path(__file__).with_name("wire_batch_app.py"))
+BATCH_CALLS, BATCH_ROWS = 12, 10_000  # about 5 MB of prediction records, more than one request holds
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_big_batches_arrive_in_requests_a_collector_accepts(protocol: str) -> None:
+    """Records of 120,000 batch rows, flushed at once, reach a receiver that refuses requests over
+    4 MiB (the OTLP/gRPC default): every row, each under its call's id, none refused."""
+    with OtlpReceiver() as receiver:
+        endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+        env = _env(endpoint, protocol, OTEL_TRACES_SAMPLER="always_off")
+        proc = subprocess.run(
+            [sys.executable, BATCH_APP, str(BATCH_CALLS), str(BATCH_ROWS)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        logs = receiver.logs()
+        largest, refused = receiver.largest_request["logs"], dict(receiver.refused)
+
+    assert out["flushed"] is True
+    assert "RESOURCE_EXHAUSTED" not in proc.stderr and not refused
+    assert 0 < largest <= MAX_REQUEST_BYTES
+    ids = [i for rec in _records(logs) for i in columns_of(rec["body"])["prediction_id"]]
+    expected = [f"{call}/{row}" for call in out["prediction_ids"] for row in range(BATCH_ROWS)]
+    assert sorted(ids) == sorted(expected)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any
 
@@ -42,6 +42,12 @@ from modeltel import _names as n
 from modeltel._internal import handle_internal_errors
 
 FLUSH_AT = 2048
+# No records body holds more rows than this: a 10,000-row batch call is five records, not one.
+# Collectors refuse big requests (the OTLP/gRPC receiver's default limit is 4 MiB) and the log
+# exporter cannot split one record, so a body stays far below that (~330 KB at most for
+# single-row predictions, ~90 KB for a batch call's rows). Kept under glibc's mmap threshold,
+# a body's buffers are also reused instead of faulted in fresh page by page.
+BODY_ROWS = 2048
 # A batch call with this many kept rows gets its own record with shared values written once.
 # Below it the rows join the record of single-row predictions: a log record costs ~20 us to
 # emit and encode, about what 64 rows save by not repeating their shared values.
@@ -160,9 +166,20 @@ class Chunk:
             None if decisions is None else list(map(decisions.__getitem__, keep)),
         )
 
-    def shared_json(self) -> str:
-        """This call's rows alone as a records body, values shared by every row written once."""
+    def shared_json(self, start: int = 0, stop: int | None = None) -> str:
+        """The call's kept rows ``start:stop`` alone as a records body, values shared by every
+        row written once."""
         keep, hashes, scores, decisions = self.kept()
+        stop = self.size if stop is None else min(stop, self.size)
+        if start or stop < self.size:
+            part = slice(start, stop)
+            hashes = hashes[part]
+            scores = None if scores is None else scores[part]
+            decisions = None if decisions is None else decisions[part]
+            if keep is not None:
+                keep = keep[part]
+            elif start:  # no "row": rows 0..n-1, which only the first part's are
+                keep = list(range(start, stop))
         body: dict[str, Any] = {"prediction_id": self.prediction_id}
         if keep is not None:
             body["row"] = keep
@@ -368,12 +385,8 @@ class RecordSink:
                         self._emit(buffer, rows, chunks)
 
     def _emit(self, buffer: RecordBuffer, rows: list[tuple[Any, ...]], chunks: list[Chunk]) -> None:
-        small = [chunk for chunk in chunks if chunk.size < SHARED_AT]
-        if rows or small:
-            self._emit_body(buffer, records_json(rows, small))
-        for chunk in chunks:
-            if chunk.size >= SHARED_AT:
-                self._emit_body(buffer, chunk.shared_json())
+        for body in record_bodies(rows, chunks):
+            self._emit_body(buffer, body)
 
     def _emit_body(self, buffer: RecordBuffer, body: str) -> None:
         self.otel_logger.emit(
@@ -397,6 +410,30 @@ class RecordSink:
         self._flushing = threading.Lock()
         self.wake = threading.Event()
         self._stopped = True
+
+
+def record_bodies(rows: list[tuple[Any, ...]], chunks: list[Chunk]) -> Iterator[str]:
+    """The bodies of the ``ml.prediction.records`` records for what a buffer held, none with more
+    than ``BODY_ROWS`` rows: single-row predictions and small batch calls share bodies; a batch
+    call of ``SHARED_AT`` kept rows or more has bodies of its own."""
+    merged: list[tuple[list[tuple[Any, ...]], list[Chunk]]] = [
+        (rows[start : start + BODY_ROWS], []) for start in range(0, len(rows), BODY_ROWS)
+    ]
+    used = len(merged[-1][0]) if merged else BODY_ROWS
+    for chunk in chunks:
+        if chunk.size >= SHARED_AT:
+            continue
+        if used + chunk.size > BODY_ROWS:
+            merged.append(([], []))
+            used = 0
+        merged[-1][1].append(chunk)
+        used += chunk.size
+    for part_rows, part_chunks in merged:
+        yield records_json(part_rows, part_chunks)
+    for chunk in chunks:
+        if chunk.size >= SHARED_AT:
+            for start in range(0, chunk.size, BODY_ROWS):
+                yield chunk.shared_json(start, start + BODY_ROWS)
 
 
 def records_json(rows: list[tuple[Any, ...]], chunks: list[Chunk]) -> str:
