@@ -589,12 +589,21 @@ def async_cases(pool: list[dict[str, float]], full: Full) -> list[Case]:
     ]
 
 
+BATCH_CORE = "batch modeltel contract + row hashes + score stats"
+# What issue 5's batch target names: the contract, per-row hashes and score statistics, without
+# the parts "full" adds (prediction records for every row, 1% feature sampling, limits).
+BATCH_CORE_SETTINGS: dict[str, Any] = {"feature_sample_rate": 0.0, "prediction_records": 0.0}
+
+
 def batch_cases(matrix: np.ndarray[Any, Any], full: Full) -> list[Case]:
     bare = "batch bare predict"
     options = {**full.options, "batch": True, "columns": COLUMNS}
     run = batch_driver(instrumented(predict_batch, **options), matrix)
+    core_options = {k: v for k, v in options.items() if k not in ("rate_limits", "budgets")}
+    core = batch_driver(instrumented(predict_batch, **core_options), matrix)
     return [
         Case(bare, batch_driver(predict_batch, matrix), weight="batch"),
+        modeltel_case(BATCH_CORE, "1%", BATCH_CORE_SETTINGS, core, weight="batch", bare=bare),
         modeltel_case("batch modeltel full @1%", "1%", FULL_SETTINGS, run, weight="batch", bare=bare),
     ]
 

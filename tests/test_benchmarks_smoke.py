@@ -28,6 +28,7 @@ CASES = (
     "async bare call",
     "async modeltel full @1%",
     "batch bare predict",
+    "batch modeltel contract + row hashes + score stats",
     "batch modeltel full @1%",
     "4 threads bare call",
     "4 threads hand-written OTel @1%",
