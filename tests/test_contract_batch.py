@@ -174,3 +174,37 @@ def test_one_row_ndarray_equals_check(matrix: np.ndarray) -> None:
     expected = [(v.feature, v.kind, v.rule, v.value_type, 0) for v in contract.check(row)]
     found = contract.check_batch(matrix).violations
     assert [(v.feature, v.kind, v.rule, v.value_type, v.row) for v in found] == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=400).flatmap(
+        lambda rows: hnp.arrays(np.float64, (rows, 4), elements=st.sampled_from([0.5, 0.25, 50.0]))
+    ),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 3), FLOATS), max_size=4),
+)
+def test_many_row_ndarray_equals_check_row_by_row(matrix: np.ndarray, bad: list[Any]) -> None:
+    """Any number of rows, odd or even, with a few bad cells anywhere (the fast pass folds rows in
+    halves): the batch reports exactly what check() finds row by row."""
+    matrix = matrix.copy()
+    for row, col, value in bad:
+        matrix[row % len(matrix), col] = value
+    contract = FLOATS_ONLY
+    expected = [
+        (v.feature, v.kind, v.rule, i)
+        for i, values in enumerate(matrix)
+        for v in contract.check(dict(zip(contract.fields, values, strict=True)))
+    ]
+    found = contract.check_batch(matrix).violations
+    assert [(v.feature, v.kind, v.rule, v.row) for v in found] == expected
+
+
+@pytest.mark.parametrize("rows", [65, 66, 127, 129, 399, 1001])
+def test_a_bad_cell_is_found_in_every_row_position(rows: int) -> None:
+    """The fast pass folds rows in halves (an odd row out joins the first): a single bad cell is
+    found wherever it sits, the last row of an odd batch included."""
+    for position in sorted({0, 1, rows // 2, rows - 2, rows - 1}):
+        matrix = np.full((rows, 4), 0.5)
+        matrix[position, 1] = np.nan
+        found = FLOATS_ONLY.check_batch(matrix).violations
+        assert [(v.feature, v.row) for v in found] == [("b", position)]

@@ -151,9 +151,36 @@ def _matrix_plan(
 def _matrix_suspects(contract: Contract, array: npt.NDArray[Any], names: tuple[Any, ...]) -> set[int]:
     """Columns that may hold a violation, found with one fused comparison over the whole matrix."""
     low, high, undecided = _matrix_plan(contract, names, array.dtype.kind == "f")
-    with np.errstate(invalid="ignore"):
-        good = ((array >= low) & (array <= high)).all(axis=0)
+    if not array.shape[0]:
+        return set(undecided)
+    lowest, highest = _column_extremes(array)
+    with np.errstate(invalid="ignore"):  # a NaN extreme fails both tests: the column is a suspect
+        good = (lowest >= low) & (highest <= high)
     return set(np.flatnonzero(~good).tolist()) | undecided
+
+
+def _column_extremes(array: npt.NDArray[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """Each column's minimum and maximum (NaN where the column holds one).
+
+    Halves the rows with elementwise minimum/maximum down to 64 before reducing: each halving is
+    one contiguous pass numpy vectorizes, where reducing a narrow matrix down axis 0 runs a short
+    inner loop per row (10,000 x 20: ~17 ns/row against ~60 for ``(a >= low) & (a <= high)``).
+    """
+    lowest = highest = array
+    while lowest.shape[0] > 64:
+        half, odd = divmod(lowest.shape[0], 2)
+        lowest, highest = (
+            _fold(np.minimum, lowest, half, odd),
+            _fold(np.maximum, highest, half, odd),
+        )
+    return lowest.min(axis=0), highest.max(axis=0)
+
+
+def _fold(op: Any, rows: npt.NDArray[Any], half: int, odd: int) -> npt.NDArray[Any]:
+    folded = op(rows[:half], rows[half : 2 * half])
+    if odd:  # the last row joins the first
+        op(folded[:1], rows[-1:], out=folded[:1])
+    return folded  # type: ignore[no-any-return]
 
 
 def _nan_allowed(spec: FieldSpec) -> bool:
