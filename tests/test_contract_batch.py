@@ -75,6 +75,26 @@ def test_ndarray_named_columns() -> None:
     assert summary(result.violations) == [(0, "count", "missing"), (0, "mystery", "unexpected")]
 
 
+class Bounded(BaseModel):
+    low: float = Field(ge=0, le=1)
+    high: float = Field(gt=1, lt=10)
+
+
+BOUNDED = compile_contract(Bounded)
+
+
+def test_ndarray_valid_values_with_a_column_missing_or_unknown() -> None:
+    """Every value within bounds still leaves a column the contract does not know (unexpected on
+    every row) or a required one absent (missing on every row)."""
+    matrix = np.tile([0.5, 2.0, 1.0], (3, 1))
+    result = BOUNDED.check_batch(matrix, columns=["low", "high", "mystery"])
+    assert summary(result.violations) == [(i, "mystery", "unexpected") for i in range(3)]
+    assert result.bad_rows.tolist() == [0, 1, 2]
+    result = BOUNDED.check_batch(matrix[:, :1], columns=["low"])
+    assert summary(result.violations) == [(i, "high", "missing") for i in range(3)]
+    assert BOUNDED.check_batch(matrix[:, :2]).ok
+
+
 def test_ndarray_shape_mismatch_is_a_clear_error() -> None:
     """A matrix whose width does not match the contract raises ValueError saying so."""
     with pytest.raises(ValueError, match="3 columns but 4 names"):

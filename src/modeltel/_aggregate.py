@@ -36,10 +36,11 @@ from modeltel._scores import split_finite
 class Hist:
     """One explicit-bucket histogram series."""
 
-    __slots__ = ("bounds", "count", "counts", "max", "min", "sum")
+    __slots__ = ("bounds", "count", "counts", "edges", "max", "min", "sum")
 
     def __init__(self, bounds: Sequence[float]) -> None:
         self.bounds = bounds
+        self.edges = np.asarray(bounds, dtype=float)  # bounds as an array, made once for add_many
         self.counts = [0] * (len(bounds) + 1)
         self.count = 0
         self.sum = 0.0
@@ -58,7 +59,7 @@ class Hist:
     def add_many(self, values: np.ndarray[Any, Any]) -> None:
         if values.size == 0:
             return
-        idx = np.searchsorted(self.bounds, values, side="left")
+        idx = self.edges.searchsorted(values, side="left")
         for i, c in enumerate(np.bincount(idx, minlength=len(self.counts)).tolist()):
             self.counts[i] += c
         self.count += int(values.size)
