@@ -111,3 +111,34 @@ def test_batch_rows_hash_like_single_rows(cap: object) -> None:
             r.log_record.attributes["ml.payload.hash"] for r in c.feature_records() if r.log_record.attributes
         ]
     assert hashes == [modeltel.payload_hash({"x": 1.0, "y": 2.0}), modeltel.payload_hash({"x": 3, "y": 4})]
+
+
+def test_one_runtime_hashes_changing_payload_shapes_like_fresh_hashes() -> None:
+    """Predictions whose key sets change from call to call (same size, other keys, a subset, a
+    superset, non-numeric values, non-string keys) each carry the hash payload_hash() gives the
+    payload alone: no shape is hashed as the one before it."""
+    from modeltel.testing import capture
+
+    payloads: list[dict[object, object]] = [
+        {"a": 1.0, "b": 2.0},
+        {"a": 1.0, "c": 2.0},
+        {"b": 2.0, "a": 1.0},
+        {"a": "x", "b": 2.0},
+        {"a": 1.0, "b": 2.0, "c": 3.0},
+        {"a": 1.0},
+        {"a": None},
+        {1: 2.0, 3: 4.0},
+        {"a": 10**400, "b": 1.0},
+        {"a": np.float32(0.5), "b": True},
+    ]
+
+    @modeltel.instrument(model="shapes", version="1")
+    def predict(features: dict[object, object]) -> float:
+        return 0.5
+
+    with capture() as c:
+        for features in payloads + payloads[::-1]:
+            predict(features)
+        hashes = [span.attributes["ml.payload.hash"] for span in c.spans if span.attributes]
+    expected = [modeltel.payload_hash(p) for p in payloads + payloads[::-1]]
+    assert hashes == expected

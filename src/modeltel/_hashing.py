@@ -33,8 +33,7 @@ import datetime as _dt
 import hashlib
 import math
 import operator
-import sys
-from array import array
+import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -45,7 +44,6 @@ from pydantic import BaseModel
 
 _INT64 = 2**63
 _xxh3: Callable[..., int] = xxhash.xxh3_64_intdigest
-_BIG_ENDIAN = sys.byteorder == "big"
 
 
 def _norm_float(v: float) -> Any:
@@ -111,14 +109,17 @@ def key_seed(keys: list[str] | tuple[str, ...]) -> int:
 
 
 class _KeyPlan:
-    """For one key order: how to pull the values in sorted-key order, and that key set's seed."""
+    """For one key set: how to pull the values in sorted-key order and pack them as float64 LE,
+    and that key set's seed."""
 
-    __slots__ = ("getter", "seed", "single")
+    __slots__ = ("getter", "pack", "seed", "single", "size")
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         ordered = sorted(keys)
-        self.single = len(ordered) == 1
+        self.size = len(ordered)
+        self.single = self.size == 1
         self.getter = operator.itemgetter(*ordered)
+        self.pack = struct.Struct(f"<{self.size}d").pack  # twice as fast as array("d", values)
         self.seed = key_seed(ordered)
 
 
@@ -131,13 +132,14 @@ _UNSEEN: Any = object()
 class PayloadHasher:
     """Hashes payloads, keyed when a key is given. Safe to share between threads."""
 
-    __slots__ = ("_key", "_plans")
+    __slots__ = ("_key", "_last", "_plans")
 
     def __init__(self, key: str | bytes = b"") -> None:
         raw = key.encode() if isinstance(key, str) else key
         # BLAKE2b takes keys up to 64 bytes; longer secrets are pre-hashed to fit.
         self._key = raw if len(raw) <= 64 else hashlib.blake2b(raw).digest()
         self._plans: dict[tuple[Any, ...], _KeyPlan | None] = {}
+        self._last: _KeyPlan | None = None  # the key set hashed last, tried first
 
     @property
     def keyed(self) -> bool:
@@ -148,21 +150,36 @@ class PayloadHasher:
         """The 64-bit hash as an integer (sampling decisions use it)."""
         if type(features) is dict and features:
             # The numeric case, inlined: it runs on every prediction.
-            keys = tuple(features)
-            plan = self._plans.get(keys, _UNSEEN)
-            if plan is _UNSEEN:
-                plan = self._plan(keys)
-            if plan is not None:
-                values = plan.getter(features)
+            found = self._values_of(features)
+            if found is not None:
+                plan, values = found
                 try:
-                    packed = array("d", (values,) if plan.single else values)
-                except (TypeError, OverflowError):
+                    packed = plan.pack(values) if plan.single else plan.pack(*values)
+                except struct.error:
                     pass  # not all numbers: the JSON case below
                 else:
-                    if _BIG_ENDIAN:
-                        packed.byteswap()
-                    return self.digest(packed.tobytes(), plan.seed) if self._key else _xxh3(packed, plan.seed)
+                    return self.digest(packed, plan.seed) if self._key else _xxh3(packed, plan.seed)
         return self.digest(canonical_json(features), 0)
+
+    def _values_of(self, features: dict[Any, Any]) -> tuple[_KeyPlan, Any] | None:
+        """The plan of ``features``' key set and its values in sorted-key order (None: not all
+        keys are strings)."""
+        last = self._last
+        # Same size and every key of the last key set present: the same key set, found without
+        # building and hashing a tuple of the keys.
+        if last is not None and len(features) == last.size:
+            try:
+                return last, last.getter(features)
+            except KeyError:
+                pass
+        keys = tuple(features)
+        plan = self._plans.get(keys, _UNSEEN)
+        if plan is _UNSEEN:
+            plan = self._plan(keys)
+        if plan is None:
+            return None
+        self._last = plan
+        return plan, plan.getter(features)
 
     def hexdigest(self, features: Any) -> str:
         """The 16-hex-char hash that goes in ``ml.payload.hash``."""
