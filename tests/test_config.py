@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from modeltel import ConfigurationError
@@ -58,3 +60,30 @@ def test_unknown_keyword_is_rejected() -> None:
     """configure(sample_rate=...) (a typo) is an error, not silently ignored."""
     with pytest.raises(ConfigurationError, match="sample_rate"):
         load_settings({"sample_rate": 0.1}, environ={})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("OTEL_BSP_MAX_QUEUE_SIZE", "64"), ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "100000")],
+)
+def test_otel_batch_variables_the_sdk_refuses_fail_at_start_up_naming_them(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """A queue smaller than a batch is refused by the OTel SDK itself; modeltel's start-up says
+    which variable, as it does for its own."""
+    from modeltel.testing import capture
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=f"{variable}='{value}' is invalid"), capture():
+        pass
+
+
+def test_files_get_a_deep_span_queue_unless_the_variable_sets_one(tmp_path: Path) -> None:
+    """Files (the development default, where bursts are the load) queue FILE_SPAN_QUEUE spans;
+    OTEL_BSP_MAX_QUEUE_SIZE, when set, is left to the SDK; OTLP exporters keep the SDK's."""
+    from modeltel._exporters import FILE_SPAN_QUEUE, sinks_from_env
+
+    assert sinks_from_env(str(tmp_path), environ={}).span_queue == FILE_SPAN_QUEUE
+    assert sinks_from_env(str(tmp_path), environ={"OTEL_BSP_MAX_QUEUE_SIZE": "600"}).span_queue is None
+    otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+    assert sinks_from_env(str(tmp_path), environ=otlp).span_queue is None

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from modeltel import __version__
-from modeltel._demo import TENANTS
+from modeltel._demo import DEFAULT_CALLS, TENANTS
 from modeltel._otlp_json import LOGS_FILE, METRICS_FILE, TRACES_FILE
 from modeltel._summary import Summary, SummaryRow, format_summary, summarize
 from modeltel.cli import main
@@ -21,7 +21,7 @@ from otlp_receiver import OtlpReceiver, metric_total
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart.py"
 FILES = (TRACES_FILE, METRICS_FILE, LOGS_FILE)
-CALLS = 900
+CALLS = 900  # the runs that check a variation; the main one is the demo as users run it
 TIMEOUT_S = 60
 
 
@@ -51,8 +51,8 @@ def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
-def _demo(output: Path, env: dict[str, str] | None = None) -> Run:
-    return Run(_run_cli("demo", "--output", str(output), "--calls", str(CALLS), env=env), output)
+def _demo(output: Path, env: dict[str, str] | None = None, calls: int = CALLS) -> Run:
+    return Run(_run_cli("demo", "--output", str(output), "--calls", str(calls), env=env), output)
 
 
 def _total(summary: Summary) -> SummaryRow:
@@ -62,7 +62,9 @@ def _total(summary: Summary) -> SummaryRow:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    yield _demo(tmp_path_factory.mktemp("telemetry"))
+    # The default burst (3,000 calls in about a second, each traced) is what once overran the
+    # SDK's span queue while the file exporter wrote JSON.
+    yield _demo(tmp_path_factory.mktemp("telemetry"), calls=DEFAULT_CALLS)
 
 
 def test_demo_exits_zero(demo: Run) -> None:
@@ -89,12 +91,13 @@ def test_demo_summary_has_a_row_per_tenant(demo: Run) -> None:
 
 def test_demo_records_every_call(demo: Run) -> None:
     """The files account for each of the ``--calls`` predictions, once."""
-    assert _total(summarize(demo.output)).calls == CALLS
+    assert _total(summarize(demo.output)).calls == DEFAULT_CALLS
 
 
 def test_demo_records_every_call_as_a_span(demo: Run) -> None:
-    """No span is dropped between predict and the traces file."""
-    assert _total(summarize(demo.output)).spans == CALLS
+    """No span is dropped between predict and the traces file, nor reported dropped."""
+    assert _total(summarize(demo.output)).spans == DEFAULT_CALLS
+    assert "dropping" not in demo.result.stderr
 
 
 def test_demo_errors_match_the_exceptions_callers_caught(demo: Run) -> None:
@@ -117,6 +120,14 @@ def test_demo_summary_shows_this_run_only(tmp_path: Path) -> None:
     second = _demo(tmp_path)
     assert second.result.returncode == 0, second.result.stderr
     assert _total(summarize(tmp_path)).calls == CALLS
+
+
+def test_a_traced_burst_to_files_keeps_every_span(tmp_path: Path) -> None:
+    """6,000 traced calls as fast as they come, three times the SDK's default span queue, all
+    reach the traces file."""
+    burst = _demo(tmp_path, calls=6000)
+    assert _total(summarize(burst.output)).spans == 6000
+    assert "dropping" not in burst.result.stderr
 
 
 @pytest.mark.wire

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import math
 import multiprocessing
 import re
 import threading
@@ -350,3 +352,71 @@ def test_processes_appending_concurrently_write_whole_lines(tmp_path: Path) -> N
     assert files.bad_lines == 0
     assert len(files.spans) == 2 * SPANS_PER_PROCESS
     assert all(s["attributes"]["payload"] == BIG_VALUE for s in files.spans)
+
+
+def _reference_json(message: Any) -> Any:
+    """What protobuf's own JSON printer writes, ids turned to hex: the OTLP/JSON definition."""
+    from google.protobuf import json_format
+
+    def hex_ids(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: base64.b64decode(v).hex() if k in ("traceId", "spanId", "parentSpanId") else hex_ids(v)
+                for k, v in node.items()
+            }
+        return [hex_ids(item) for item in node] if isinstance(node, list) else node
+
+    return hex_ids(json_format.MessageToDict(message, use_integers_for_enums=True))
+
+
+def _edge_values() -> list[Any]:
+    """Messages with the values proto3 JSON spells specially: non-finite doubles, 64-bit ints,
+    bytes, oneof members at their default, an empty string."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+    from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, Metric, NumberDataPoint
+
+    values = [
+        AnyValue(double_value=math.nan),
+        AnyValue(double_value=math.inf),
+        AnyValue(double_value=-math.inf),
+        AnyValue(double_value=0.0),
+        AnyValue(int_value=0),
+        AnyValue(int_value=-(2**63)),
+        AnyValue(bool_value=False),
+        AnyValue(string_value=""),
+        AnyValue(bytes_value=b"\x00\xff"),
+        AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=2**62), AnyValue(double_value=1e300)])),
+    ]
+    points = [NumberDataPoint(as_double=v, time_unix_nano=2**63 + 1) for v in (math.nan, -math.inf, 1.5)]
+    return [
+        LogRecord(
+            body=AnyValue(array_value=ArrayValue(values=values)),
+            attributes=[KeyValue(key=f"k{i}", value=v) for i, v in enumerate(values)],
+            trace_id=bytes(range(16)),
+            span_id=bytes(range(8)),
+            severity_number=9,
+            flags=1,
+        ),
+        Metric(name="g", gauge=Gauge(data_points=points)),
+    ]
+
+
+def test_otlp_json_is_what_protobufs_json_printer_writes() -> None:
+    """Spans (events, parents, status), metrics (sums, gauges, histograms with exemplars), logs
+    (map and bytes bodies) and the values proto3 JSON spells specially all convert exactly as
+    protobuf's own printer does, with hex ids."""
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+    from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from modeltel._otlp_json import to_otlp_json
+
+    messages = [
+        encode_spans(_captured_spans()),
+        encode_metrics(_captured_metrics()),
+        encode_logs(_captured_logs()),
+        *_edge_values(),
+    ]
+    for message in messages:
+        assert to_otlp_json(message) == _reference_json(message)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 
 import orjson
 from google.protobuf import json_format  # type: ignore[import-untyped]
+from google.protobuf.descriptor import FieldDescriptor as FD  # type: ignore[import-untyped]
 from google.protobuf.message import Message  # type: ignore[import-untyped]
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
@@ -84,19 +86,69 @@ def _map_ids(node: Any, convert: Callable[[str], str]) -> Any:
     return node
 
 
-def _b64_to_hex(value: str) -> str:
-    return base64.b64decode(value, validate=True).hex()
-
-
 def _hex_to_b64(value: str) -> str:
     return base64.b64encode(bytes.fromhex(value)).decode("ascii")
 
 
 def to_otlp_json(message: Message) -> dict[str, Any]:
-    """Convert an OTLP protobuf message to its OTLP/JSON dict (hex ids, integer enums)."""
-    as_dict = json_format.MessageToDict(message, use_integers_for_enums=True)
-    converted: dict[str, Any] = _map_ids(as_dict, _b64_to_hex)
-    return converted
+    """Convert an OTLP protobuf message to its OTLP/JSON dict (hex ids, integer enums).
+
+    The same dict as ``json_format.MessageToDict(message, use_integers_for_enums=True)`` with the
+    ids turned to hex, built from ``ListFields()`` (C in upb) and a plan per field descriptor:
+    about twice as fast, and span export to files has to keep up with a traced service.
+    """
+    return _message_dict(message)
+
+
+# What a field's values become in proto3 JSON (OTLP flavour).
+_MESSAGE, _ID, _BYTES, _INT64, _DOUBLE, _PLAIN = range(6)
+_INT64_TYPES = frozenset({FD.TYPE_INT64, FD.TYPE_UINT64, FD.TYPE_FIXED64, FD.TYPE_SINT64, FD.TYPE_SFIXED64})
+_ID_NAMES = frozenset({"trace_id", "span_id", "parent_span_id"})
+_KINDS = {FD.TYPE_MESSAGE: _MESSAGE, FD.TYPE_DOUBLE: _DOUBLE, FD.TYPE_FLOAT: _DOUBLE}
+_field_plans: dict[Any, tuple[str, int, bool]] = {}
+
+
+def _field_plan(fd: Any) -> tuple[str, int, bool]:
+    """A field's JSON name, value kind and whether it is repeated (cached per descriptor)."""
+    plan = _field_plans.get(fd)
+    if plan is None:
+        kind = _KINDS.get(fd.type, _PLAIN)
+        if fd.type == FD.TYPE_BYTES:
+            kind = _ID if fd.name in _ID_NAMES else _BYTES
+        elif fd.type in _INT64_TYPES:
+            kind = _INT64
+        repeated = getattr(fd, "is_repeated", None)  # protobuf >= 6; older ones have label
+        if repeated is None:
+            repeated = fd.label == FD.LABEL_REPEATED
+        plan = _field_plans[fd] = (fd.json_name, kind, bool(repeated))
+    return plan
+
+
+def _message_dict(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for fd, value in message.ListFields():
+        name, kind, repeated = _field_plan(fd)
+        convert = _CONVERT[kind]
+        out[name] = [convert(v) for v in value] if repeated else convert(value)
+    return out
+
+
+def _json_double(value: float) -> Any:
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+_CONVERT: dict[int, Callable[[Any], Any]] = {
+    _MESSAGE: _message_dict,
+    _ID: bytes.hex,
+    _BYTES: lambda value: base64.b64encode(value).decode("ascii"),
+    _INT64: str,
+    _DOUBLE: _json_double,
+    _PLAIN: lambda value: value,
+}
 
 
 def from_otlp_json(data: dict[str, Any], message_type: type[_M]) -> _M:

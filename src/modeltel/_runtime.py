@@ -13,9 +13,9 @@ import functools
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from modeltel import _names as n
 from modeltel._aggregate import Aggregator
 from modeltel._config import Settings, load_settings
+from modeltel._errors import ConfigurationError
 from modeltel._exporters import MergingMetricExporter, Sinks, sinks_from_env
 from modeltel._guarded import GuardedLogExporter, GuardedSpanExporter, export_failures
 from modeltel._hashing import PayloadHasher
@@ -177,7 +178,7 @@ def _guard(sinks: Sinks, factory: Any) -> Sinks:
     # In a forked child, span and log exporters rebuild from the factory (see _guarded).
     spans = GuardedSpanExporter(sinks.spans, lambda: factory().spans)
     logs = GuardedLogExporter(sinks.logs, lambda: factory().logs)
-    return Sinks(spans, sinks.metrics, logs, sinks.description)
+    return Sinks(spans, sinks.metrics, logs, sinks.description, sinks.span_queue)
 
 
 def _all_foreign() -> bool:
@@ -202,6 +203,17 @@ _PROXY_TYPES = (
 
 
 _installed_by_us: set[int] = set()
+_P = TypeVar("_P")
+
+
+def _sdk_processor(make: Callable[[], _P], prefix: str) -> _P:
+    """A batch processor the SDK configures from ``prefix*`` variables; values it refuses (a
+    queue smaller than a batch) fail at start-up naming the variables, as ours do."""
+    try:
+        return make()
+    except ValueError as exc:
+        found = ", ".join(f"{k}={v!r}" for k, v in sorted(os.environ.items()) if k.startswith(prefix))
+        raise ConfigurationError(f"{found or prefix + '*'} is invalid: {exc}") from None
 
 
 def _tracer(
@@ -212,7 +224,9 @@ def _tracer(
         return current.get_tracer("modeltel", __version__)
     sampler, gate, ids = sampler_from_env()
     provider = TracerProvider(resource=resource, sampler=sampler, id_generator=ids, shutdown_on_exit=False)
-    provider.add_span_processor(BatchSpanProcessor(sinks.spans))  # type: ignore[union-attr]
+    queue = sinks.span_queue  # type: ignore[union-attr]
+    processor = _sdk_processor(lambda: BatchSpanProcessor(sinks.spans, max_queue_size=queue), "OTEL_BSP_")  # type: ignore[union-attr]
+    provider.add_span_processor(processor)
     gates.append(gate)
     owned.append(provider)
     _maybe_install(install, provider, trace.set_tracer_provider, current)
@@ -226,7 +240,8 @@ def _logger(
     if not own and (_foreign(current) or sinks is None):
         return current.get_logger("modeltel", __version__)
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    provider.add_log_record_processor(BatchLogRecordProcessor(sinks.logs))  # type: ignore[union-attr]
+    processor = _sdk_processor(lambda: BatchLogRecordProcessor(sinks.logs), "OTEL_BLRP_")  # type: ignore[union-attr]
+    provider.add_log_record_processor(processor)
     owned.append(provider)
     _maybe_install(install, provider, _logs.set_logger_provider, current)
     return provider.get_logger("modeltel", __version__)
