@@ -45,8 +45,7 @@ FLUSH_AT = 2048
 # No records body holds more rows than this: a 10,000-row batch call is five records, not one.
 # Collectors refuse big requests (the OTLP/gRPC receiver's default limit is 4 MiB) and the log
 # exporter cannot split one record, so a body stays far below that (~330 KB at most for
-# single-row predictions, ~90 KB for a batch call's rows). Kept under glibc's mmap threshold,
-# a body's buffers are also reused instead of faulted in fresh page by page.
+# single-row predictions, ~90 KB for a batch call's rows; see also _guarded.MAX_REQUEST_BYTES).
 BODY_ROWS = 2048
 # A batch call with this many kept rows gets its own record with shared values written once.
 # Below it the rows join the record of single-row predictions: a log record costs ~20 us to

@@ -224,9 +224,11 @@ def _tracer(
         return current.get_tracer("modeltel", __version__)
     sampler, gate, ids = sampler_from_env()
     provider = TracerProvider(resource=resource, sampler=sampler, id_generator=ids, shutdown_on_exit=False)
-    queue = sinks.span_queue  # type: ignore[union-attr]
-    processor = _sdk_processor(lambda: BatchSpanProcessor(sinks.spans, max_queue_size=queue), "OTEL_BSP_")  # type: ignore[union-attr]
-    provider.add_span_processor(processor)
+    assert sinks is not None  # the return above took every case without sinks
+    spans, queue = sinks.spans, sinks.span_queue
+    provider.add_span_processor(
+        _sdk_processor(lambda: BatchSpanProcessor(spans, max_queue_size=queue), "OTEL_BSP_")
+    )
     gates.append(gate)
     owned.append(provider)
     _maybe_install(install, provider, trace.set_tracer_provider, current)
@@ -240,8 +242,9 @@ def _logger(
     if not own and (_foreign(current) or sinks is None):
         return current.get_logger("modeltel", __version__)
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    processor = _sdk_processor(lambda: BatchLogRecordProcessor(sinks.logs), "OTEL_BLRP_")  # type: ignore[union-attr]
-    provider.add_log_record_processor(processor)
+    assert sinks is not None  # the return above took every case without sinks
+    logs = sinks.logs
+    provider.add_log_record_processor(_sdk_processor(lambda: BatchLogRecordProcessor(logs), "OTEL_BLRP_"))
     owned.append(provider)
     _maybe_install(install, provider, _logs.set_logger_provider, current)
     return provider.get_logger("modeltel", __version__)
