@@ -165,28 +165,24 @@ class Chunk:
             None if decisions is None else list(map(decisions.__getitem__, keep)),
         )
 
-    def shared_json(self, start: int = 0, stop: int | None = None) -> str:
-        """The call's kept rows ``start:stop`` alone as a records body, values shared by every
-        row written once."""
+    def shared_bodies(self) -> Iterator[str]:
+        """The call's kept rows alone, as records bodies of at most ``BODY_ROWS`` rows each, the
+        values shared by every row written once per body."""
         keep, hashes, scores, decisions = self.kept()
-        stop = self.size if stop is None else min(stop, self.size)
-        if start or stop < self.size:
-            part = slice(start, stop)
-            hashes = hashes[part]
-            scores = None if scores is None else scores[part]
-            decisions = None if decisions is None else decisions[part]
-            if keep is not None:
-                keep = keep[part]
-            elif start:  # no "row": rows 0..n-1, which only the first part's are
-                keep = list(range(start, stop))
-        body: dict[str, Any] = {"prediction_id": self.prediction_id}
-        if keep is not None:
-            body["row"] = keep
-        body["payload_hash"], body["tenant"], body["score"] = hashes, self.tenant, scores
-        body["decision"] = self.decision if decisions is None else decisions
-        body["outcome"], body["time_unix_nano"] = self.outcome, self.time
-        body["duration_s"], body["cost"] = self.duration, self.cost
-        return json_text(body)
+        for start in range(0, self.size, BODY_ROWS):
+            part = slice(start, start + BODY_ROWS)
+            rows = keep[part] if keep is not None else None
+            if rows is None and start:  # no "row" means rows 0..n-1: only the first part's are
+                rows = list(range(start, min(start + BODY_ROWS, self.size)))
+            body: dict[str, Any] = {"prediction_id": self.prediction_id}
+            if rows is not None:
+                body["row"] = rows
+            body["payload_hash"], body["tenant"] = hashes[part], self.tenant
+            body["score"] = None if scores is None else scores[part]
+            body["decision"] = self.decision if decisions is None else decisions[part]
+            body["outcome"], body["time_unix_nano"] = self.outcome, self.time
+            body["duration_s"], body["cost"] = self.duration, self.cost
+            yield json_text(body)
 
     def json_items(self) -> list[list[str]]:
         """Per column of ``COLUMNS``, the rows' values as JSON array items (pieces of the text
@@ -431,8 +427,7 @@ def record_bodies(rows: list[tuple[Any, ...]], chunks: list[Chunk]) -> Iterator[
         yield records_json(part_rows, part_chunks)
     for chunk in chunks:
         if chunk.size >= SHARED_AT:
-            for start in range(0, chunk.size, BODY_ROWS):
-                yield chunk.shared_json(start, start + BODY_ROWS)
+            yield from chunk.shared_bodies()
 
 
 def records_json(rows: list[tuple[Any, ...]], chunks: list[Chunk]) -> str:
