@@ -170,3 +170,33 @@ def test_big_batches_arrive_in_requests_a_collector_accepts(protocol: str) -> No
     ids = [i for rec in _records(logs) for i in columns_of(rec["body"])["prediction_id"]]
     expected = [f"{call}/{row}" for call in out["prediction_ids"] for row in range(BATCH_ROWS)]
     assert sorted(ids) == sorted(expected)
+
+
+# ---------------------------------------------------------------- self-telemetry
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_self_telemetry_reaches_the_collector(protocol: str) -> None:
+    """modeltel's own counters (internal errors, failed exports) are exported beside ml.* metrics:
+    with the log endpoint down, the receiver learns how many log records were lost."""
+    dead = f"http://127.0.0.1:{closed_port()}"
+    with OtlpReceiver() as receiver:
+        endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+        logs = dead if protocol == "grpc" else f"{dead}/v1/logs"
+        env = _env(
+            endpoint,
+            protocol,
+            OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=logs,
+            OTEL_EXPORTER_OTLP_TIMEOUT="1",
+            WIRE_FAULTS="4",
+        )
+        env.pop("MODELTEL_STRICT", None)  # the app swallows its score extractor's bug, as in production
+        _run(env)
+        assert receiver.wait_until(lambda r: metric_total(r.metrics(), "ml.predictions") >= CALLS, 30)
+        metrics = receiver.metrics()
+
+    assert metric_total(metrics, "modeltel.internal_errors") == 4
+    # Every call left a prediction record, the error calls a feature record: none reached the
+    # dead endpoint, and all of them are counted.
+    assert metric_total(metrics, "modeltel.export.failures", signal="logs") >= 1 + ERRORS
+    assert metric_total(metrics, "ml.predictions", **{"ml.model.name": "wire"}) == CALLS

@@ -6,6 +6,7 @@ Prints one JSON line: the results it got back, and the slowest single call in se
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -23,7 +24,19 @@ def predict(features: dict[str, float], tenant: str) -> float:
     return features["x"] / CALLS
 
 
+def _faulty_score(output: float) -> float:
+    raise RuntimeError("a score extractor with a bug")
+
+
+@modeltel.instrument(model="faulty", version="1", score=_faulty_score)
+def faulty(features: dict[str, float]) -> float:
+    return 0.5
+
+
 def main() -> None:
+    # WIRE_FAULTS=N: N calls whose score extractor raises (swallowed and counted as internal errors).
+    for _ in range(int(os.environ.get("WIRE_FAULTS", "0"))):
+        faulty({"x": 1.0})
     results, slowest = [], 0.0
     for i in range(CALLS):
         t0 = time.perf_counter()

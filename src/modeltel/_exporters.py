@@ -174,7 +174,7 @@ class MergingMetricExporter(MetricExporter):
             return MetricsData([ResourceMetrics(self._resource, [scope_metrics], self._resource.schema_url)])
         first = resources[0]
         merged_first = ResourceMetrics(
-            first.resource, [*first.scope_metrics, scope_metrics], first.schema_url
+            first.resource, _with_scope(first.scope_metrics, scope_metrics), first.schema_url
         )
         return MetricsData([merged_first, *resources[1:]])
 
@@ -184,3 +184,20 @@ class MergingMetricExporter(MetricExporter):
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         if os.getpid() == self._pid:
             self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+def _with_scope(existing: Sequence[ScopeMetrics], ours: ScopeMetrics) -> list[ScopeMetrics]:
+    """``existing`` plus ``ours``, as one entry where the SDK already has ours's scope.
+
+    The OTLP encoders keep one entry per scope: a second ``ScopeMetrics`` with the same scope
+    replaces the first, and the SDK meter's instruments (``modeltel.internal_errors``,
+    ``modeltel.export.failures``) share ours.
+    """
+    merged: list[ScopeMetrics] = []
+    found = False
+    for entry in existing:
+        if entry.scope == ours.scope:
+            entry = ScopeMetrics(entry.scope, [*entry.metrics, *ours.metrics], entry.schema_url)
+            found = True
+        merged.append(entry)
+    return merged if found else [*merged, ours]
