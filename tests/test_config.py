@@ -87,3 +87,24 @@ def test_files_get_a_deep_span_queue_unless_the_variable_sets_one(tmp_path: Path
     assert sinks_from_env(str(tmp_path), environ={"OTEL_BSP_MAX_QUEUE_SIZE": "600"}).span_queue is None
     otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
     assert sinks_from_env(str(tmp_path), environ=otlp).span_queue is None
+
+
+def test_kill_switch_works_with_a_broken_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MODELTEL_DISABLED=true is inert: a malformed MODELTEL_* value beside it is not read, the
+    decorator returns the function itself, and configure() does not raise."""
+    import modeltel
+
+    monkeypatch.setenv("MODELTEL_DISABLED", "true")
+    monkeypatch.setenv("MODELTEL_FEATURE_SAMPLE_RATE", "lots")
+    monkeypatch.setenv("MODELTEL_RATE_LIMITS", "acme=fast")
+
+    def predict(features: dict[str, float]) -> float:
+        return 0.5
+
+    assert modeltel.instrument(model="m", version="1")(predict) is predict
+    assert load_settings().disabled is True
+    assert load_settings({"max_tenants": 0, "no_such_setting": 1}).disabled is True
+    monkeypatch.delenv("MODELTEL_DISABLED")
+    assert load_settings({"disabled": True, "feature_sample_rate": "lots"}).disabled is True
+    with pytest.raises(ConfigurationError, match="MODELTEL_FEATURE_SAMPLE_RATE"):
+        load_settings()

@@ -176,12 +176,17 @@ def env_name(field: str) -> str:
 def load_settings(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Resolve settings from keyword overrides, then the environment, then defaults."""
+    """Resolve settings from keyword overrides, then the environment, then defaults.
+
+    Disabled reads nothing else: the kill switch must work when another setting is broken.
+    """
     overrides = dict(overrides or {})
+    environ = os.environ if environ is None else environ
+    if _disabled(overrides, environ):
+        return Settings(disabled=True)
     unknown = sorted(set(overrides) - set(_PARSERS))
     if unknown:
         raise ConfigurationError(f"configure() got unknown setting(s): {', '.join(unknown)}")
-    environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for f in fields(Settings):
         if f.name in overrides:
@@ -189,6 +194,13 @@ def load_settings(
         elif _ENV_NAMES[f.name] in environ:
             values[f.name] = _from_env(f.name, environ[_ENV_NAMES[f.name]])
     return Settings(**values)
+
+
+def _disabled(overrides: Mapping[str, Any], environ: Mapping[str, str]) -> bool:
+    if "disabled" in overrides:
+        return bool(_from_keyword("disabled", overrides["disabled"]))
+    raw = environ.get(_ENV_NAMES["disabled"])
+    return raw is not None and bool(_from_env("disabled", raw))
 
 
 def _from_env(name: str, raw: str) -> Any:
