@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from modeltel import ConfigurationError
@@ -78,15 +76,19 @@ def test_otel_batch_variables_the_sdk_refuses_fail_at_start_up_naming_them(
         pass
 
 
-def test_files_get_a_deep_span_queue_unless_the_variable_sets_one(tmp_path: Path) -> None:
-    """Files (the development default, where bursts are the load) queue FILE_SPAN_QUEUE spans;
-    OTEL_BSP_MAX_QUEUE_SIZE, when set, is left to the SDK; OTLP exporters keep the SDK's."""
-    from modeltel._exporters import FILE_SPAN_QUEUE, sinks_from_env
+@pytest.mark.parametrize("variable", ["OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BLRP_MAX_QUEUE_SIZE"])
+@pytest.mark.parametrize("value", ["lots", "0", "-5"])
+def test_malformed_queue_size_fails_at_start_up_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """modeltel sizes the batch queues it builds (and counts what they drop), so it reads the
+    queue variables itself: a value that is no size fails naming the variable and the rule."""
+    from modeltel.testing import capture
 
-    assert sinks_from_env(str(tmp_path), environ={}).span_queue == FILE_SPAN_QUEUE
-    assert sinks_from_env(str(tmp_path), environ={"OTEL_BSP_MAX_QUEUE_SIZE": "600"}).span_queue is None
-    otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
-    assert sinks_from_env(str(tmp_path), environ=otlp).span_queue is None
+    monkeypatch.setenv(variable, value)
+    rule = f"{variable}='{value}' is invalid: expected a whole number"
+    with pytest.raises(ConfigurationError, match=rule), capture():
+        pass
 
 
 def test_kill_switch_works_with_a_broken_setting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from modeltel._otlp_flat import latest_points
 from modeltel._records import COLUMNS, columns_of, record_rows
 from otlp_receiver import MAX_REQUEST_BYTES, HungServer, OtlpReceiver, closed_port, metric_total
 
@@ -92,7 +93,7 @@ def test_spans_metrics_and_logs_arrive_over_the_wire(protocol: str) -> None:
     assert metric_total(metrics, "ml.predictions", **by, **{"ml.outcome": "ok"}) == CALLS - ERRORS
     assert metric_total(metrics, "ml.predictions", **by, **{"ml.outcome": "error"}) == ERRORS
     assert metric_total(metrics, "ml.predictions", **{"ml.tenant": "acme"}) == CALLS / 3
-    durations = [p for p in metrics if p["name"] == "ml.prediction.duration"]
+    durations = [p for p in latest_points(metrics) if p["name"] == "ml.prediction.duration"]
     assert sum(p["count"] for p in durations) == CALLS and durations[0]["unit"] == "s"
 
     features = _features(logs)
@@ -200,3 +201,60 @@ def test_self_telemetry_reaches_the_collector(protocol: str) -> None:
     # dead endpoint, and all of them are counted.
     assert metric_total(metrics, "modeltel.export.failures", signal="logs") >= 1 + ERRORS
     assert metric_total(metrics, "ml.predictions", **{"ml.model.name": "wire"}) == CALLS
+
+
+# ---------------------------------------------------------------- span queues
+
+
+def _traces_endpoint(endpoint: str, protocol: str) -> str:
+    return endpoint if protocol == "grpc" else f"{endpoint}/v1/traces"
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_spans_a_full_queue_drops_are_counted(protocol: str) -> None:
+    """A span collector that hangs fills the span queue: every span it drops is counted in
+    modeltel.export.failures{signal="traces"}, which reaches the (healthy) metrics collector."""
+    calls, queue, batch = 2_000, 64, 16
+    with OtlpReceiver() as receiver, HungServer() as hung:
+        endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+        env = _env(
+            endpoint,
+            protocol,
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=_traces_endpoint(hung.endpoint, protocol),
+            OTEL_EXPORTER_OTLP_TIMEOUT="1",
+            OTEL_BSP_MAX_QUEUE_SIZE=str(queue),
+            OTEL_BSP_MAX_EXPORT_BATCH_SIZE=str(batch),
+            MODELTEL_SHUTDOWN_TIMEOUT="3",
+        )
+        proc = subprocess.run(
+            [sys.executable, APP, str(calls)], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert receiver.wait_until(lambda r: metric_total(r.metrics(), "ml.predictions") >= calls, 30)
+        metrics = receiver.metrics()
+
+    lost = metric_total(metrics, "modeltel.export.failures", signal="traces")
+    # At most one queue and the batch in the exporter's hands were still pending at exit.
+    assert calls - queue - batch <= lost <= calls
+    assert "Queue full" not in proc.stderr  # the SDK's queue never had to drop one itself
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_a_burst_of_traced_calls_loses_no_span_at_the_defaults(protocol: str) -> None:
+    """5,000 calls as fast as they come, every one traced (the SDK's default sampling), over
+    OTLP with no queue settings: every span arrives and none is counted lost."""
+    calls = 5_000
+    with OtlpReceiver() as receiver:
+        endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+        env = _env(endpoint, protocol, MODELTEL_SHUTDOWN_TIMEOUT="30")
+        proc = subprocess.run(
+            [sys.executable, APP, str(calls)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert receiver.wait_until(lambda r: len(r.spans()) >= calls, 30)
+        assert receiver.wait_until(lambda r: metric_total(r.metrics(), "ml.predictions") >= calls, 30)
+        spans, metrics = receiver.spans(), receiver.metrics()
+
+    assert len({s["attributes"]["ml.prediction.id"] for s in spans}) == calls
+    assert metric_total(metrics, "modeltel.export.failures", signal="traces") == 0
+    assert "Queue full" not in proc.stderr

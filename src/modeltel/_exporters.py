@@ -26,11 +26,6 @@ from modeltel._internal import handle_internal_errors, logger
 from modeltel._version import __version__
 
 _SIGNALS = ("traces", "metrics", "logs")
-# The span queue in front of the OTLP-JSON files (unless OTEL_BSP_MAX_QUEUE_SIZE sets one). Writing
-# JSON in Python takes ~140 us a span, so a burst of traced calls (the demo's 3,000 in about a
-# second) outruns the export thread; the SDK's default queue of 2,048 then drops spans. Files are
-# the development default, where a burst is the usual load: 16,384 spans is at most ~40 MB.
-FILE_SPAN_QUEUE = 16_384
 
 
 @dataclass(frozen=True)
@@ -41,7 +36,6 @@ class Sinks:
     metrics: MetricExporter
     logs: LogRecordExporter
     description: str
-    span_queue: int | None = None  # the span batch queue's size; None: the SDK's (OTEL_BSP_*)
 
 
 def _env(environ: Mapping[str, str], signal: str, suffix: str) -> tuple[str, str] | None:
@@ -76,7 +70,6 @@ def sinks_from_env(output: str, environ: Mapping[str, str] | None = None) -> Sin
             OtlpJsonFileMetricExporter(output),
             OtlpJsonFileLogExporter(output),
             f"OTLP-JSON files in {os.path.abspath(output)}",
-            None if environ.get("OTEL_BSP_MAX_QUEUE_SIZE", "").strip() else FILE_SPAN_QUEUE,
         )
     protocols = {s: _protocol(environ, s) for s in _SIGNALS}
     return Sinks(
@@ -151,7 +144,7 @@ class MergingMetricExporter(MetricExporter):
         with handle_internal_errors("metrics.merge"):
             merged = self._merge(metrics_data)
         try:
-            with gate.lock:
+            with gate.export():
                 result = self._inner.export(merged, timeout_millis=timeout_millis, **kwargs)
         except Exception as exc:
             logger.warning(

@@ -6,7 +6,8 @@
   global provider modeltel installed before the fork, keep flowing from gunicorn workers.
   modeltel's own metrics exporter goes inert in a child instead; the child builds its own.
 * **Fork during export.** gRPC skips its fork handlers when another thread is inside a call, and
-  a child then can hang on its channel. Exports hold :data:`gate`; a fork waits (bounded) for it.
+  a child then can hang on its channel. Exports pass :data:`gate`; a fork waits (bounded) for
+  those in flight.
 * **Failures.** An exporter that raises (older HTTP exporters raise on a read timeout) counts as
   a failed export, like one that returns FAILURE.
 * **Request size.** The SDK hands a log exporter up to 512 records at once, and collectors refuse
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -37,23 +39,43 @@ _RECORD_BYTES = 256  # a log record's encoded size besides its body: attributes,
 
 
 class _Gate:
-    """Held while a modeltel-installed exporter sends; a fork waits for it, bounded."""
+    """Exports pass side by side; a fork waits (bounded) until none is in flight, and new ones
+    wait for the fork. Exports never wait for each other: a slow span export must not hold the
+    metric export back at exit."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.held_for_fork = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._active = 0
+        self._forking = False
+
+    @contextmanager
+    def export(self) -> Iterator[None]:
+        with self._cond:
+            while self._forking:
+                self._cond.wait()
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
 
     def before_fork(self) -> None:
-        self.held_for_fork = self.lock.acquire(timeout=FORK_WAIT_S)
+        with self._cond:
+            self._forking = True
+            self._cond.wait_for(lambda: self._active == 0, FORK_WAIT_S)
 
     def after_fork_in_parent(self) -> None:
-        if self.held_for_fork:
-            self.held_for_fork = False
-            self.lock.release()
+        with self._cond:
+            self._forking = False
+            self._cond.notify_all()
 
     def after_fork_in_child(self) -> None:
-        self.lock = threading.Lock()
-        self.held_for_fork = False
+        self._reset()
 
 
 gate = _Gate()
@@ -96,13 +118,21 @@ def _report(signal: str, exc: Exception) -> None:
     )
 
 
+def _ignore(n: int) -> None:
+    pass
+
+
 class GuardedSpanExporter(SpanExporter):
-    """Sends through ``inner``; in a forked child through ``remake()`` (or nowhere without one)."""
+    """Sends through ``inner``; in a forked child through ``remake()`` (or nowhere without one).
+
+    ``on_taken(n)`` is told of each batch as it arrives (a queue's backlog counts with it).
+    """
 
     def __init__(self, inner: SpanExporter, remake: Callable[[], SpanExporter] | None = None) -> None:
         self._inner: SpanExporter | None = inner
         self._remake = remake
         self._pid = os.getpid()
+        self.on_taken: Callable[[int], None] = _ignore
 
     def _current(self) -> SpanExporter | None:
         if os.getpid() != self._pid:
@@ -111,11 +141,12 @@ class GuardedSpanExporter(SpanExporter):
         return self._inner
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.on_taken(len(spans))
         inner = self._current()
         if inner is None:
             return SpanExportResult.SUCCESS
         try:
-            with gate.lock:
+            with gate.export():
                 result = inner.export(spans)
         except Exception as exc:
             _report("span", exc)
@@ -143,6 +174,7 @@ class GuardedLogExporter(LogRecordExporter):
         self._inner: LogRecordExporter | None = inner
         self._remake = remake
         self._pid = os.getpid()
+        self.on_taken: Callable[[int], None] = _ignore
 
     def _current(self) -> LogRecordExporter | None:
         if os.getpid() != self._pid:
@@ -151,6 +183,7 @@ class GuardedLogExporter(LogRecordExporter):
         return self._inner
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        self.on_taken(len(batch))
         inner = self._current()
         if inner is None:
             return LogRecordExportResult.SUCCESS
@@ -162,7 +195,7 @@ class GuardedLogExporter(LogRecordExporter):
 
     def _send(self, inner: LogRecordExporter, part: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         try:
-            with gate.lock:
+            with gate.export():
                 result = inner.export(part)
         except Exception as exc:
             _report("log", exc)

@@ -15,17 +15,16 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any, TypeVar
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from modeltel import _names as n
 from modeltel._aggregate import Aggregator
@@ -35,6 +34,14 @@ from modeltel._exporters import MergingMetricExporter, Sinks, sinks_from_env
 from modeltel._guarded import GuardedLogExporter, GuardedSpanExporter, export_failures
 from modeltel._hashing import PayloadHasher
 from modeltel._internal import error_counts, logger
+from modeltel._queues import (
+    LOG_QUEUE,
+    SPAN_QUEUE,
+    Backlog,
+    CountingLogRecordProcessor,
+    CountingSpanProcessor,
+    queue_size,
+)
 from modeltel._recorders import ApiRecorder, LocalRecorder, Recorder
 from modeltel._records import RecordSink
 from modeltel._sampling import sampler_from_env
@@ -71,29 +78,56 @@ class Runtime:
 
     def force_flush(self, timeout_s: float | None = None) -> bool:
         """Export everything recorded so far; True when every provider flushed in time."""
-        return _bounded(self._flush_all, self._deadline(timeout_s))
+        deadline = monotonic() + self._deadline(timeout_s)
+        meters, tracers, loggers = self._providers()
 
-    def _flush_all(self) -> bool:
-        # Shadows first (they add records), then records (they add log records), then providers.
-        if self.shadows is not None:
-            self.shadows.drain(self._deadline(None))
-        if self.records is not None:
-            self.records.flush()
-        return all(p.force_flush() is not False for p in [*self.owned, *self.inherited])
+        def flush_logs() -> bool:
+            self._drain(stop=False)
+            return all(p.force_flush() is not False for p in loggers)
+
+        flushes = [p.force_flush for p in (*meters, *tracers)]
+        return _all_in_time([*flushes, flush_logs], deadline)
 
     def shutdown(self, timeout_s: float | None = None) -> bool:
-        """Flush and stop the providers modeltel installed, within a bounded time."""
+        """Flush and stop the providers modeltel installed, within a bounded time.
+
+        Counts go first: metrics are exported while spans and logs drain (each signal on a thread
+        of its own, so a slow span flush cannot starve the others), and once more at the end, when
+        they include what the others failed to send.
+        """
         if self._shutdown_done:
             return True
         self._shutdown_done = True
-        return _bounded(self._shutdown_all, self._deadline(timeout_s))
+        deadline = monotonic() + self._deadline(timeout_s)
+        meters, tracers, loggers = self._providers()
 
-    def _shutdown_all(self) -> bool:
+        def stop_logs() -> bool:
+            self._drain(stop=True)
+            return _shutdown_all(loggers)
+
+        first = [*(p.force_flush for p in meters), *(p.shutdown for p in tracers), stop_logs]
+        in_time = _all_in_time(first, deadline)
+        return _all_in_time([lambda: _shutdown_all(meters)], deadline) and in_time
+
+    def _providers(self) -> tuple[list[Any], list[Any], list[Any]]:
+        """The meter, tracer and logger providers to flush: modeltel's own and, in a forked
+        child, the parent's it rebound."""
+        providers = [*self.owned, *self.inherited]
+        return (
+            [p for p in providers if isinstance(p, MeterProvider)],
+            [p for p in providers if isinstance(p, TracerProvider)],
+            [p for p in providers if isinstance(p, LoggerProvider)],
+        )
+
+    def _drain(self, stop: bool) -> None:
+        # Shadows add records and records add log records: both go before the logs flush.
         if self.shadows is not None:
             self.shadows.drain(self._deadline(None))
         if self.records is not None:
-            self.records.stop()
-        return _shutdown_all([*self.owned, *self.inherited])
+            if stop:
+                self.records.stop()
+            else:
+                self.records.flush()
 
     def _deadline(self, timeout_s: float | None) -> float:
         return self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
@@ -105,25 +139,28 @@ def _shutdown_all(providers: list[Any]) -> bool:
     return True
 
 
-def _bounded(work: Any, timeout_s: float) -> bool:
-    """Run ``work`` on a daemon thread and wait at most ``timeout_s``: a dead or hung collector
-    must never hold the process past its deadline."""
-    result: list[bool] = []
+def _all_in_time(tasks: list[Callable[[], bool]], deadline: float) -> bool:
+    """Run each task on a daemon thread of its own and wait for all until ``deadline``
+    (``time.monotonic()``): a dead or hung collector must never hold the process past it.
+    True when every task finished in time and none returned False."""
+    results: list[bool] = []
 
-    def run() -> None:
+    def run(task: Callable[[], bool]) -> None:
         try:
-            result.append(bool(work()))
+            results.append(task() is not False)
         except Exception as exc:
             logger.warning("modeltel: flush failed: %s", exc)
-            result.append(False)
+            results.append(False)
 
-    worker = threading.Thread(target=run, name="modeltel-flush", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        logger.warning("modeltel: flush did not finish within %.1fs; giving up", timeout_s)
+    workers = [threading.Thread(target=run, args=(t,), name="modeltel-flush", daemon=True) for t in tasks]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(max(0.0, deadline - monotonic()))
+    if any(worker.is_alive() for worker in workers):
+        logger.warning("modeltel: flush did not finish within its deadline; giving up")
         return False
-    return bool(result and result[0])
+    return len(results) == len(tasks) and all(results)
 
 
 def build_runtime(
@@ -178,7 +215,7 @@ def _guard(sinks: Sinks, factory: Any) -> Sinks:
     # In a forked child, span and log exporters rebuild from the factory (see _guarded).
     spans = GuardedSpanExporter(sinks.spans, lambda: factory().spans)
     logs = GuardedLogExporter(sinks.logs, lambda: factory().logs)
-    return Sinks(spans, sinks.metrics, logs, sinks.description, sinks.span_queue)
+    return Sinks(spans, sinks.metrics, logs, sinks.description)
 
 
 def _all_foreign() -> bool:
@@ -225,10 +262,11 @@ def _tracer(
     sampler, gate, ids = sampler_from_env()
     provider = TracerProvider(resource=resource, sampler=sampler, id_generator=ids, shutdown_on_exit=False)
     assert sinks is not None  # the return above took every case without sinks
-    spans, queue = sinks.spans, sinks.span_queue
-    provider.add_span_processor(
-        _sdk_processor(lambda: BatchSpanProcessor(spans, max_queue_size=queue), "OTEL_BSP_")
-    )
+    spans = sinks.spans
+    assert isinstance(spans, GuardedSpanExporter)  # _guard wrapped it
+    backlog = Backlog("traces", queue_size("OTEL_BSP_MAX_QUEUE_SIZE", SPAN_QUEUE))
+    provider.add_span_processor(_sdk_processor(lambda: CountingSpanProcessor(spans, backlog), "OTEL_BSP_"))
+    spans.on_taken = backlog.take
     gates.append(gate)
     owned.append(provider)
     _maybe_install(install, provider, trace.set_tracer_provider, current)
@@ -244,7 +282,12 @@ def _logger(
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     assert sinks is not None  # the return above took every case without sinks
     logs = sinks.logs
-    provider.add_log_record_processor(_sdk_processor(lambda: BatchLogRecordProcessor(logs), "OTEL_BLRP_"))
+    assert isinstance(logs, GuardedLogExporter)  # _guard wrapped it
+    backlog = Backlog("logs", queue_size("OTEL_BLRP_MAX_QUEUE_SIZE", LOG_QUEUE))
+    provider.add_log_record_processor(
+        _sdk_processor(lambda: CountingLogRecordProcessor(logs, backlog), "OTEL_BLRP_")
+    )
+    logs.on_taken = backlog.take
     owned.append(provider)
     _maybe_install(install, provider, _logs.set_logger_provider, current)
     return provider.get_logger("modeltel", __version__)
