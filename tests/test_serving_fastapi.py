@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from modeltel._records import columns_of
 from otlp_receiver import HungServer, OtlpReceiver, closed_port, metric_total
 from serving_support import EXAMPLES, Server, otel_env, run_load, serve, served, total_predictions
 
@@ -49,6 +50,27 @@ def test_every_request_served_is_counted_exactly(tmp_path: Path) -> None:
         metrics = receiver.metrics()
         assert total_predictions(receiver) == served(load) == 2000
     assert metric_total(metrics, "ml.predictions", **{"ml.outcome": "fallback"}) == 100
+
+
+def test_app_owned_otel_loses_nothing_at_sigterm(tmp_path: Path) -> None:
+    """The application installed its own OTel providers (modeltel records through them) and its
+    lifespan runs modeltel.shutdown() then its own: after load and SIGTERM the receiver holds a
+    span, a record row and a count for every request served."""
+    requests = 1000
+    with OtlpReceiver() as receiver:
+        env = otel_env(
+            receiver.http_endpoint, FRAUD_API_APP_OTEL="true", OTEL_METRIC_EXPORT_INTERVAL="600000"
+        )
+        with _start(tmp_path, "app-otel", env) as server:
+            load = run_load(server.base_url + "/predict", requests=requests, concurrency=8, bad_every=20)
+            _stop(server)
+        spans, logs = receiver.spans(), receiver.logs()
+        assert total_predictions(receiver) == served(load) == requests
+    assert (
+        len({s["attributes"]["ml.prediction.id"] for s in spans if s["name"] == "predict fraud"}) == requests
+    )
+    records = [r for r in logs if r["event_name"] == "ml.prediction.records"]
+    assert len({i for r in records for i in columns_of(r["body"])["prediction_id"]}) == requests
 
 
 # The setups of the Deploying table in docs/deploying.md, each against MODELTEL_DISABLED=true.

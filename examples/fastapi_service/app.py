@@ -2,10 +2,12 @@
 
     cd examples/fastapi_service && uvicorn app:app --port 8000
 
-Configuration is the environment's (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``MODELTEL_*``); two switches
+Configuration is the environment's (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``MODELTEL_*``); three switches
 belong to this example: ``FRAUD_API_HTTP_SPANS=true`` adds OpenTelemetry's FastAPI instrumentation
-(request spans, W3C ``traceparent`` honoured) and ``FRAUD_API_LOOP_PROBE=true`` measures how late
-the event loop wakes, served at ``GET /debug/loop-lag``.
+(request spans, W3C ``traceparent`` honoured), ``FRAUD_API_APP_OTEL=true`` makes the application
+install its own OpenTelemetry providers first (as ``opentelemetry-instrument`` or an existing OTel
+set-up does; modeltel then records through them), and ``FRAUD_API_LOOP_PROBE=true`` measures how
+late the event loop wakes, served at ``GET /debug/loop-lag``.
 """
 
 from __future__ import annotations
@@ -89,6 +91,31 @@ def _pick(ascending: list[float], q: float) -> float:
 probe = LoopLagProbe()
 
 
+def install_app_otel() -> list[Any]:
+    """The application's own OpenTelemetry: providers exporting over OTLP/HTTP, installed before
+    ``modeltel.configure()``, as a service that already ran OTel before adopting modeltel has."""
+    from opentelemetry import _logs, metrics, trace
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    meter_provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())])
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    _logs.set_logger_provider(logger_provider)
+    return [tracer_provider, meter_provider, logger_provider]
+
+
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """Start the probe if asked; flush telemetry when the server stops.
@@ -101,7 +128,11 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     if task is not None:
         task.cancel()
     # Off the loop: the flush waits on the network, at most MODELTEL_SHUTDOWN_TIMEOUT seconds.
+    # modeltel first (it hands its pending records to the providers and flushes them), then the
+    # application's own providers, which modeltel flushes but never shuts down.
     await asyncio.to_thread(modeltel.shutdown)
+    for provider in APP_PROVIDERS:
+        await asyncio.to_thread(provider.shutdown)
 
 
 def _on(variable: str) -> bool:
@@ -138,6 +169,7 @@ async def loop_lag() -> dict[str, float]:
     return probe.stats()
 
 
+APP_PROVIDERS = install_app_otel() if _on("FRAUD_API_APP_OTEL") else []
 # At start-up, not on the first request: building exporters would stall the event loop, and a bad
 # MODELTEL_* value should stop the server before it takes traffic.
 modeltel.configure()

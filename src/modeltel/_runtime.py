@@ -70,6 +70,8 @@ class Runtime:
     # In a forked child: the parent's tracer and logger providers, still global and used by the
     # application; their exporters rebound to this process (see _guarded), so we flush them too.
     inherited: list[Any] = field(default_factory=list)
+    # Providers the application installed that modeltel records through: flushed, never shut down.
+    foreign: list[Any] = field(default_factory=list)
     _shutdown_done: bool = False
 
     @property
@@ -77,19 +79,21 @@ class Runtime:
         return self.settings.disabled
 
     def force_flush(self, timeout_s: float | None = None) -> bool:
-        """Export everything recorded so far; True when every provider flushed in time."""
+        """Export everything recorded so far, through whichever providers record it; True when
+        every one flushed in time."""
         deadline = monotonic() + self._deadline(timeout_s)
-        meters, tracers, loggers = self._providers()
+        meters, tracers, loggers = _by_signal([*self.owned, *self.inherited, *self.foreign])
 
         def flush_logs() -> bool:
             self._drain(stop=False)
-            return all(p.force_flush() is not False for p in loggers)
+            return all(_flush(p) for p in loggers)
 
-        flushes = [p.force_flush for p in (*meters, *tracers)]
+        flushes = [functools.partial(_flush, p) for p in (*meters, *tracers)]
         return _all_in_time([*flushes, flush_logs], deadline)
 
     def shutdown(self, timeout_s: float | None = None) -> bool:
-        """Flush and stop the providers modeltel installed, within a bounded time.
+        """Flush everything recorded and stop the providers modeltel installed, within a bounded
+        time; the application's own providers are flushed, never shut down.
 
         Counts go first: metrics are exported while spans and logs drain (each signal on a thread
         of its own, so a slow span flush cannot starve the others), and once more at the end, when
@@ -99,25 +103,20 @@ class Runtime:
             return True
         self._shutdown_done = True
         deadline = monotonic() + self._deadline(timeout_s)
-        meters, tracers, loggers = self._providers()
+        meters, tracers, loggers = _by_signal([*self.owned, *self.inherited])
+        app_meters, app_tracers, app_loggers = _by_signal(self.foreign)
 
         def stop_logs() -> bool:
             self._drain(stop=True)
-            return _shutdown_all(loggers)
+            return _shutdown_all(loggers) and all(_flush(p) for p in app_loggers)
 
-        first = [*(p.force_flush for p in meters), *(p.shutdown for p in tracers), stop_logs]
+        first: list[Callable[[], bool]] = [
+            *(functools.partial(_flush, p) for p in (*meters, *app_meters, *app_tracers)),
+            *(functools.partial(_shutdown_all, [p]) for p in tracers),
+            stop_logs,
+        ]
         in_time = _all_in_time(first, deadline)
         return _all_in_time([lambda: _shutdown_all(meters)], deadline) and in_time
-
-    def _providers(self) -> tuple[list[Any], list[Any], list[Any]]:
-        """The meter, tracer and logger providers to flush: modeltel's own and, in a forked
-        child, the parent's it rebound."""
-        providers = [*self.owned, *self.inherited]
-        return (
-            [p for p in providers if isinstance(p, MeterProvider)],
-            [p for p in providers if isinstance(p, TracerProvider)],
-            [p for p in providers if isinstance(p, LoggerProvider)],
-        )
 
     def _drain(self, stop: bool) -> None:
         # Shadows add records and records add log records: both go before the logs flush.
@@ -131,6 +130,21 @@ class Runtime:
 
     def _deadline(self, timeout_s: float | None) -> float:
         return self.settings.shutdown_timeout_s if timeout_s is None else timeout_s
+
+
+def _by_signal(providers: list[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """``providers`` split into meter, tracer and logger providers."""
+    return (
+        [p for p in providers if isinstance(p, metrics.MeterProvider)],
+        [p for p in providers if isinstance(p, trace.TracerProvider)],
+        [p for p in providers if isinstance(p, _logs.LoggerProvider)],
+    )
+
+
+def _flush(provider: Any) -> bool:
+    # API providers that are not the SDK's may have no force_flush: nothing to wait for then.
+    flush = getattr(provider, "force_flush", None)
+    return flush is None or flush() is not False
 
 
 def _shutdown_all(providers: list[Any]) -> bool:
@@ -200,6 +214,7 @@ def build_runtime(
     description = sinks.description if sinks else "the application's OpenTelemetry providers"
     runtime = Runtime(settings, tracer, otel_logger, recorder, hasher, tenants, description, owned, factory)
     runtime.span_gate = gates[0] if gates else None
+    runtime.foreign = [] if own_all else _foreign_providers()
     runtime.classes = TenantCap(settings.max_classes)
     runtime.shadows = ShadowRunner()
     if settings.prediction_records > 0:
@@ -223,6 +238,11 @@ def _all_foreign() -> bool:
         _foreign(get())
         for get in (trace.get_tracer_provider, metrics.get_meter_provider, _logs.get_logger_provider)
     )
+
+
+def _foreign_providers() -> list[Any]:
+    found = (trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider())
+    return [provider for provider in found if _foreign(provider)]
 
 
 def _foreign(provider: Any) -> bool:
