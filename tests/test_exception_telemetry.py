@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -21,9 +26,12 @@ from modeltel._exception_event import (
     REDACTED,
 )
 from modeltel.testing import Capture, capture
+from otlp_receiver import MAX_REQUEST_BYTES, OtlpReceiver, metric_total
 
-CANARY = "canary-7f3a9c@example.com"
+CANARY = "canary-7f3a9c@example.com"  # the same in exception_wire_app.py
 HUGE = 5 * 1024 * 1024
+APP = str(Path(__file__).with_name("exception_wire_app.py"))
+WIRE_CALLS = 200  # answered calls; the app adds one raising 5 MiB of text, one naming the canary
 
 
 class Applicant(BaseModel):
@@ -180,3 +188,46 @@ def test_a_huge_exception_text_is_bounded_on_the_span() -> None:
     assert stack.startswith("Traceback (most recent call last):") and "in predict" in stack
     assert span.status.description is not None
     assert len(span.status.description) == MAX_STATUS_DESCRIPTION_CHARS
+
+
+@pytest.mark.wire
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_exception_text_crosses_the_wire_bounded_and_redacted(protocol: str) -> None:
+    """A 5 MiB message among 200 calls no longer costs the span batch: all 202 spans arrive, the
+    text bounded; the canary a predict raised is in no span, log record or metric received."""
+    with OtlpReceiver() as receiver:
+        endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MODELTEL_"))}
+        env.update(
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+            MODELTEL_FEATURE_SAMPLE_RATE="1",
+            MODELTEL_SHUTDOWN_TIMEOUT="20",
+        )
+        proc = subprocess.run(
+            [sys.executable, APP, str(WIRE_CALLS)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        # The process flushed everything before it exited: what has not arrived within a short
+        # wait never will.
+        receiver.wait_until(lambda r: len(r.spans()) >= WIRE_CALLS + 2, timeout=10)
+        spans, logs, metrics = receiver.spans(), receiver.logs(), receiver.metrics()
+        assert receiver.largest_request["traces"] < MAX_REQUEST_BYTES
+
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
+        "answered": WIRE_CALLS,
+        "raised": 2,
+        "unchanged": True,
+    }
+    assert len(spans) == WIRE_CALLS + 2
+    errors = [s for s in spans if s["attributes"]["ml.outcome"] == "error"]
+    assert len(errors) == 2 and all(s["status_code"] == StatusCode.ERROR.value for s in errors)
+    for span in errors:
+        (event,) = span["events"]
+        assert len(event["attributes"]["exception.message"]) <= MAX_EXCEPTION_MESSAGE_CHARS
+        assert len(event["attributes"]["exception.stacktrace"]) <= MAX_EXCEPTION_STACKTRACE_CHARS
+        assert len(span["status_message"]) <= MAX_STATUS_DESCRIPTION_CHARS
+    assert metric_total(metrics, "ml.predictions", **{"ml.outcome": "error"}) == 2
+    assert any(rec["event_name"] == "ml.features" for rec in logs)
+    assert any(rec["event_name"] == "ml.prediction.records" for rec in logs)
+    assert CANARY not in repr([spans, logs, metrics])
