@@ -322,7 +322,7 @@ def _finish_span(b: Bound, p: Prediction, exc: BaseException | None) -> None:
         span.set_attributes(_span_attributes(p))
         if exc is not None:
             record_exception(b, p, span, exc)
-        elif p.outcome == n.CONTRACT_VIOLATION:
+        elif p.rejection is not None and p.outcome == n.CONTRACT_VIOLATION:
             span.set_status(trace.StatusCode.ERROR, str(p.rejection)[:MAX_STATUS_DESCRIPTION_CHARS])
     span.end()
 
