@@ -190,6 +190,29 @@ def test_a_huge_exception_text_is_bounded_on_the_span() -> None:
     assert len(span.status.description) == MAX_STATUS_DESCRIPTION_CHARS
 
 
+@pytest.mark.parametrize("offset", [0, 7, 13, 19])
+def test_a_long_text_cut_short_keeps_no_piece_of_a_sensitive_value(offset: int) -> None:
+    """A message repeating the canary past every limit: wherever a cut falls, no 6-character piece
+    of the canary survives in the message, stack trace or status."""
+    message = "x" * offset + f"{CANARY} " * 3000
+
+    @modeltel.instrument(model="kyc", version="1", contract=Applicant)
+    def predict(features: dict[str, Any]) -> float:
+        raise ValueError(message)
+
+    with capture() as c:
+        with pytest.raises(ValueError):
+            predict({"email": CANARY, "amount": 1.0})
+        (span,) = c.spans
+    attributes = span.events[0].attributes
+    assert attributes is not None
+    sent = [str(attributes["exception.message"]), str(attributes["exception.stacktrace"])]
+    sent.append(str(span.status.description))
+    pieces = {CANARY[i : i + 6] for i in range(len(CANARY) - 5)}
+    assert "truncated by modeltel" in sent[0] and "truncated by modeltel" in sent[1]
+    assert [piece for piece in pieces if any(piece in text for text in sent)] == []
+
+
 @pytest.mark.wire
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_exception_text_crosses_the_wire_bounded_and_redacted(protocol: str) -> None:
