@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from modeltel._exception_event import (
     MAX_EXCEPTION_STACKTRACE_CHARS,
     MAX_STATUS_DESCRIPTION_CHARS,
     REDACTED,
+    WITHHELD,
 )
 from modeltel.testing import Capture, capture
 from otlp_receiver import MAX_REQUEST_BYTES, OtlpReceiver, metric_total
@@ -110,6 +112,30 @@ def test_sensitive_values_never_leave_through_an_exception(case: str) -> None:
     assert event.name == "exception"
     assert event.attributes is not None
     assert REDACTED in str(event.attributes["exception.stacktrace"])
+
+
+@pytest.mark.usefixtures("lenient")
+def test_text_is_withheld_when_the_sensitive_values_cannot_be_read(caplog: pytest.LogCaptureFixture) -> None:
+    """Features the contract cannot read (a tuple): the exception's text is withheld, not sent,
+    and the internal-error log does not quote predict's exception either."""
+
+    @modeltel.instrument(model="kyc", version="1", contract=Applicant)
+    def predict(features: Any) -> float:
+        raise ValueError(f"bad {features}")
+
+    with capture(feature_sample_rate=1.0) as c:
+        with pytest.raises(ValueError, match=CANARY):
+            predict(("email", CANARY))
+        exported = _everything(c)
+        (span,) = c.spans
+    assert CANARY not in exported
+    assert span.events[0].attributes is not None
+    assert span.events[0].attributes["exception.message"] == WITHHELD
+    assert span.events[0].attributes["exception.stacktrace"] == WITHHELD
+    assert span.status.status_code is StatusCode.ERROR
+    (logged,) = [r for r in caplog.records if "record.redact" in r.getMessage()]
+    assert "TypeError" in logging.Formatter().format(logged)
+    assert CANARY not in logging.Formatter().format(logged)
 
 
 def test_the_caller_gets_the_same_exception_with_its_message() -> None:

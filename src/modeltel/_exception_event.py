@@ -138,6 +138,7 @@ def _secrets_or_none(b: Bound, p: Prediction) -> list[str] | None:
         values = _batch_values(b, p.features, names) if p.rows else _row_values(b, p.features, names)
         return secret_texts(values)
     except Exception as exc:  # a payload predict itself choked on: withhold rather than leak
+        exc.__suppress_context__ = True  # its context is predict's exception: keep it out of the log
         report_internal_error("record.redact", exc)
         return None
 
