@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from opentelemetry.trace import StatusCode
 
 from modeltel._cascade import cascade
-from modeltel._errors import ConfigurationError
+from modeltel._errors import ConfigurationError, RateLimited
 from modeltel.testing import Capture
 
 
@@ -140,3 +141,17 @@ def test_budget_without_expensive_cost_is_refused() -> None:
     tiers = Tiers()
     with pytest.raises(ConfigurationError, match="cost_expensive"):
         cascade(tiers.cheap, tiers.expensive, model="fraud", budgets={"acme": "5/day"})
+
+
+def test_cascade_span_status_unset_when_throttled_error_when_a_tier_fails(cap: Capture) -> None:
+    """A tier refused by its rate limit leaves the cascade span UNSET; a failing tier makes it ERROR."""
+    predict = _cascade(Tiers(fail_expensive=1), cost_expensive=2.0, rate_limits="acme=1/hour burst 1")
+    with pytest.raises(RuntimeError, match="expensive tier down"):
+        predict({"s": 0.9}, tenant="acme")  # the cheap tier answers, the expensive one raises
+    with pytest.raises(RateLimited):
+        predict({"s": 0.1}, tenant="acme")  # the cheap tier's second call this hour
+    cascades = [s for s in cap.spans if s.name == "cascade fraud"]
+    assert [(s.status.status_code, s.status.description) for s in cascades] == [
+        (StatusCode.ERROR, "RuntimeError"),
+        (StatusCode.UNSET, None),
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from opentelemetry.trace import StatusCode
 
 import modeltel
 from modeltel.testing import Capture, capture
@@ -124,3 +125,35 @@ def test_limit_decision_on_spans_and_remaining_budget_gauge(cap: Capture) -> Non
     spans = cap.spans
     assert [s.attributes["ml.limit.decision"] for s in spans if s.attributes] == ["admitted"] * 3
     assert [s.attributes["ml.budget.remaining"] for s in spans if s.attributes] == [8.0, 6.0, 4.0]
+
+
+def test_throttled_calls_leave_span_status_unset(cap: Capture) -> None:
+    """Rate-limited and over-budget spans, with or without fallback=, stay UNSET (the reason is in
+    ml.outcome and ml.limit.decision); predict's own exception still makes the span ERROR."""
+    for options in ({"rate_limits": "*=1/hour burst 1"}, {"budgets": "*=1/day", "cost": 1.0}):
+        for fallback in (None, _cheap):
+            limited = modeltel.instrument(
+                model="t", version="1", tenant="tenant", fallback=fallback, **options
+            )
+            predict = limited(lambda features, tenant: 0.5)
+            assert predict({"x": 1.0}, tenant="acme") == 0.5
+            if fallback is None:
+                with pytest.raises((modeltel.RateLimited, modeltel.BudgetExceeded)):
+                    predict({"x": 1.0}, tenant="acme")
+            else:
+                assert predict({"x": 1.0}, tenant="acme") == -1.0
+    with pytest.raises(RuntimeError):
+        score({"explode": 1.0}, tenant="acme")
+    seen = {
+        (s.attributes["ml.outcome"], s.attributes["ml.limit.decision"], s.status.status_code)
+        for s in cap.spans
+        if s.attributes is not None
+    }
+    assert seen == {
+        ("ok", "admitted", StatusCode.UNSET),
+        ("rate_limited", "rate_limited", StatusCode.UNSET),
+        ("budget_exceeded", "budget_exceeded", StatusCode.UNSET),
+        ("fallback", "rate_limited", StatusCode.UNSET),
+        ("fallback", "budget_exceeded", StatusCode.UNSET),
+        ("error", "admitted", StatusCode.ERROR),
+    }

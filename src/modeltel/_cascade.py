@@ -27,7 +27,7 @@ from opentelemetry import trace
 
 from modeltel import _names as n
 from modeltel._binding import argument_getter
-from modeltel._errors import ConfigurationError
+from modeltel._errors import BudgetExceeded, ConfigurationError, RateLimited
 from modeltel._instrument import instrument
 from modeltel._internal import handle_internal_errors
 from modeltel._limits import Limiter, normalize_budgets
@@ -119,8 +119,19 @@ class Cascade:
         rt = _state.runtime or get_runtime()
         if rt.settings.disabled:
             return self._run(args, kwargs)[0]
-        with rt.tracer.start_as_current_span(self._span_name, attributes=dict(self._attrs[CHEAP, False][:2])):
-            out, tier, wanted = self._run(args, kwargs)
+        # The tier's own span records the exception (bounded, sensitive values redacted); the
+        # SDK's default would copy its full text here.
+        with rt.tracer.start_as_current_span(
+            self._span_name,
+            attributes=dict(self._attrs[CHEAP, False][:2]),
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                out, tier, wanted = self._run(args, kwargs)
+            except BaseException as exc:
+                _mark_failed(span, exc)
+                raise
             attrs = self._attrs[tier, wanted]
             trace.get_current_span().set_attributes(dict(attrs[2:]))
             with handle_internal_errors("cascade.record"):
@@ -146,6 +157,13 @@ class Cascade:
             raise
         self._limiter.settle(admission, self._cost_expensive)
         return answer, EXPENSIVE, True
+
+
+def _mark_failed(span: trace.Span, exc: BaseException) -> None:
+    """Status ERROR, with the exception's type only; a tenant's limit or budget leaves it UNSET."""
+    if not isinstance(exc, (RateLimited, BudgetExceeded)):
+        with handle_internal_errors("cascade.status"):
+            span.set_status(trace.StatusCode.ERROR, type(exc).__name__)
 
 
 def cascade(

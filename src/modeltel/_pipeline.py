@@ -18,6 +18,7 @@ from opentelemetry.trace import INVALID_SPAN
 from modeltel import _names as n
 from modeltel._batch import add_batch_record, identify_batch
 from modeltel._errors import BudgetExceeded, ContractViolation, RateLimited
+from modeltel._exception_event import MAX_STATUS_DESCRIPTION_CHARS, record_exception
 from modeltel._features import as_mapping, emit_feature_records
 from modeltel._ids import new_prediction_id
 from modeltel._internal import handle_internal_errors, report_internal_error, strict
@@ -297,7 +298,7 @@ def conclude(b: Bound, p: Prediction, exc: BaseException | None) -> None:
             raise
     if p.span is not INVALID_SPAN:
         with handle_internal_errors("record.span"):
-            _finish_span(p, exc)
+            _finish_span(b, p, exc)
 
 
 def _add_record(b: Bound, p: Prediction) -> None:
@@ -313,15 +314,16 @@ def _add_record(b: Bound, p: Prediction) -> None:
     add_batch_record(b, p, now, cost)
 
 
-def _finish_span(p: Prediction, exc: BaseException | None) -> None:
+def _finish_span(b: Bound, p: Prediction, exc: BaseException | None) -> None:
+    """Status ERROR for predict's own exception and a contract rejection; a call refused by a
+    rate limit or budget is the client's to fix (as an HTTP 429), so its status stays UNSET."""
     span = p.span
     if span.is_recording():
         span.set_attributes(_span_attributes(p))
         if exc is not None:
-            span.record_exception(exc)
-            span.set_status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:256])
-        elif p.rejection is not None and p.outcome != n.FALLBACK:
-            span.set_status(trace.StatusCode.ERROR, str(p.rejection)[:256])
+            record_exception(b, p, span, exc)
+        elif p.rejection is not None and p.outcome == n.CONTRACT_VIOLATION:
+            span.set_status(trace.StatusCode.ERROR, str(p.rejection)[:MAX_STATUS_DESCRIPTION_CHARS])
     span.end()
 
 
