@@ -258,3 +258,20 @@ def test_a_burst_of_traced_calls_loses_no_span_at_the_defaults(protocol: str) ->
     assert len({s["attributes"]["ml.prediction.id"] for s in spans}) == calls
     assert metric_total(metrics, "modeltel.export.failures", signal="traces") == 0
     assert "Queue full" not in proc.stderr
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_an_error_storm_arrives_in_requests_a_collector_accepts(protocol: str) -> None:
+    """600 failing calls whose spans each carry ~20 KB of (bounded) exception text: one SDK batch
+    of 512 would be ~10 MB, over the receiver's 4 MiB; sent in smaller requests, every span arrives."""
+    storm = 600
+    with OtlpReceiver() as receiver:
+        endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+        env = _env(endpoint, protocol, WIRE_STORM=str(storm), MODELTEL_SHUTDOWN_TIMEOUT="30")
+        _run(env, timeout=120)
+        assert receiver.wait_until(lambda r: len(r.spans()) >= storm + CALLS, 30)
+        spans, refused = receiver.spans(), dict(receiver.refused)
+        largest = receiver.largest_request["traces"]
+
+    assert sum(1 for s in spans if s["name"] == "predict storm") == storm
+    assert not refused and 0 < largest <= MAX_REQUEST_BYTES

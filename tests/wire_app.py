@@ -5,6 +5,7 @@ Prints one JSON line: the results it got back, and the slowest single call in se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -33,7 +34,22 @@ def faulty(features: dict[str, float]) -> float:
     return 0.5
 
 
+def _deep(depth: int) -> float:
+    if depth:
+        return _deep(depth - 1)
+    raise ValueError("storm " + "x" * 8_000)
+
+
+@modeltel.instrument(model="storm", version="1")
+def storm(features: dict[str, float]) -> float:
+    return _deep(200)  # a deep stack and a long message: each span carries ~20 KB of exception text
+
+
 def main() -> None:
+    # WIRE_STORM=N: N calls that raise, each span at its exception text's bounds.
+    for _ in range(int(os.environ.get("WIRE_STORM", "0"))):
+        with contextlib.suppress(ValueError):
+            storm({"x": 1.0})
     # WIRE_FAULTS=N: N calls whose score extractor raises (swallowed and counted as internal errors).
     for _ in range(int(os.environ.get("WIRE_FAULTS", "0"))):
         faulty({"x": 1.0})
