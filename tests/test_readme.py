@@ -80,4 +80,4 @@ def test_readme_python_blocks_run_as_written(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     expected = json.loads(lines[-1])["payload_hash"]
-    assert lines[-2] == expected  # the recipe's print
+    assert expected in lines[:-1]  # the offline recipe's print
