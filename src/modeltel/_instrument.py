@@ -53,6 +53,7 @@ def instrument(
     shadow_rate: float = 0.05,
     shadow_version: str | None = None,
     sensitive: Sequence[str] = (),
+    undeclared_features: str | None = None,
     **targets: Any,
 ) -> Callable[[F], F]: ...
 def instrument(fn: Any = None, /, **options: Any) -> Any:
@@ -108,7 +109,7 @@ _PLAN_KEYS = frozenset(
     {
         "model", "version", "tenant", "features", "score", "decision", "contract", "on_violation", "fallback",
         "cost", "rate_limits", "budgets", "batch", "columns", "sensitive", "timeout", "score_range",
-        "predicted_class", "shadow", "shadow_rate", "shadow_version",
+        "predicted_class", "shadow", "shadow_rate", "shadow_version", "undeclared_features",
     }
 )  # fmt: skip
 
