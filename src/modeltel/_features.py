@@ -61,10 +61,10 @@ MAX_ROWS_PER_CALL = 100
 BATCH_ROW = "ml.batch.row"  # a batch row's index, on the per-row records earlier versions wrote
 _ALL = 2**64
 _INT64 = 2**63
-# The deepest a feature value may nest lists and maps. A single call's body is an OTLP AnyValue:
-# each map level is three protobuf messages, each list level two, under eleven for the request
-# and the features map. upb (Python) and Java refuse a request past 100 levels whole; the limit
-# leaves room for a map at every level.
+# The deepest a feature value may nest lists and maps. In a single call's body a feature value
+# sits eleven protobuf messages into the export request; each map level adds three more, each
+# list level two. upb (Python) and Java decoders refuse a request past 100 levels, whole: 16 map
+# levels stay under 60.
 MAX_DEPTH = 16
 TOO_DEEP, TOO_LARGE = "too_deep", "too_large"  # modeltel.features.dropped reasons
 
@@ -152,9 +152,9 @@ def _too_large(b: Bound, features: Any) -> bool:
     return True
 
 
-def count_dropped(b: Bound, reason: str, rows: int = 1) -> None:
-    """Count predictions whose features were chosen for logging and left out."""
-    b.recorder.add(n.M_DROPPED_FEATURES, rows, ((n.MODEL_NAME, b.plan.model), ("reason", reason)))
+def count_dropped(b: Bound, reason: str) -> None:
+    """Count one prediction whose features were chosen for logging and left out."""
+    b.recorder.add(n.M_DROPPED_FEATURES, 1, ((n.MODEL_NAME, b.plan.model), ("reason", reason)))
 
 
 def _emit_batch(b: Bound, p: Prediction) -> int:

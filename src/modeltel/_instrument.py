@@ -61,6 +61,9 @@ def instrument(fn: Any = None, /, **options: Any) -> Any:
 
     ``tenant`` and ``features`` name the arguments that carry them (or are callables on the
     call's arguments); features default to the first positional argument after ``self``.
+    With a ``contract``, ``undeclared_features`` (``"drop"``, ``"hash"`` or ``"keep"``; default
+    ``MODELTEL_UNDECLARED_FEATURES``, else ``"drop"``) says what sampled feature records log of
+    features the contract does not declare.
 
     >>> import modeltel
     >>> @modeltel.instrument(model="fraud", version="3.2.0", tenant="tenant")
