@@ -137,10 +137,6 @@ def hostile(request: pytest.FixtureRequest) -> Received:
     return _run("hostile", request.param, len(HOSTILE) * (SINGLE + BATCH_ROWS))
 
 
-def test_every_hostile_value_is_classified() -> None:
-    assert set(HOSTILE) == set(LOGGED_AS) | TOO_DEEP
-
-
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_value_is_logged_safely_or_dropped_alone(hostile: Received, name: str) -> None:
     """Each hostile value is written so the encoder and receiver take it, or (too deep) its
