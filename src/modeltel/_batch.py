@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xxhash
 
-from modeltel._features import hash_values, redacted, rows_to_sample, to_log_value
+from modeltel._features import (
+    TOO_DEEP,
+    TooDeep,
+    count_dropped,
+    hash_values,
+    hashed_value,
+    redacted,
+    rows_to_sample,
+    to_log_value,
+)
 from modeltel._hashing import key_seed
 from modeltel._records import Chunk
 
@@ -124,22 +133,46 @@ def row_mapping(b: Bound, features: Any, i: int) -> Any:
     return contract.to_mapping(row) if contract is not None else row
 
 
-def sampled_features(b: Bound, features: Any, rows: list[int]) -> Any:
-    """Rows ``rows`` as log values by feature (``{name: [value per row]}``), sensitive ones removed.
+def sampled_features(b: Bound, features: Any, rows: list[int]) -> tuple[list[int], Any]:
+    """The rows that can be logged, and their features as log values by feature (``{name: [value
+    per row]}``), sensitive ones removed, undeclared ones as the policy says.
 
-    A numeric matrix takes one pass; other rows go through their mappings. Rows that are not
-    mappings (a list of lists without ``columns=`` or a contract) give a list of per-row values.
+    A numeric matrix takes one pass; other rows go through their mappings, and a row with a value
+    nested too deep is left out and counted. Rows that are not mappings (a list of lists without
+    ``columns=`` or a contract) give a list of per-row values.
     """
     if _numeric_matrix(features):
-        names = column_names(b, features.shape[1])
-        kept = [j for j, name in enumerate(names) if name not in b.plan.sensitive]
-        block = features[np.ix_(rows, kept)]
-        columns = block.T.tolist()
-        if block.dtype.kind == "f" and not np.isfinite(block).all():
-            columns = [[to_log_value(v) for v in column] for column in columns]  # NaN/inf as text
-        return dict(zip([names[j] for j in kept], columns, strict=True))
-    mappings = [redacted(b, row_mapping(b, features, i)) for i in rows]
+        return rows, _matrix_features(b, features, rows)
+    kept: list[int] = []
+    mappings: list[Any] = []
+    for i in rows:
+        try:
+            mappings.append(redacted(b, row_mapping(b, features, i)))
+        except TooDeep:
+            count_dropped(b, TOO_DEEP)
+            continue
+        kept.append(i)
     if not all(isinstance(m, dict) for m in mappings):
-        return mappings
+        return kept, mappings
     keys = dict.fromkeys(k for m in mappings for k in m)
-    return {k: [m.get(k) for m in mappings] for k in keys}
+    return kept, {k: [m.get(k) for m in mappings] for k in keys}
+
+
+def _matrix_features(b: Bound, features: np.ndarray[Any, Any], rows: list[int]) -> dict[str, list[Any]]:
+    names = column_names(b, features.shape[1])
+    declared, hashing = b.declared, b.hash_undeclared
+    kept = [
+        j
+        for j, name in enumerate(names)
+        if name not in b.plan.sensitive and (declared is None or hashing or name in declared)
+    ]
+    block = features[np.ix_(rows, kept)]
+    columns = block.T.tolist()
+    if block.dtype.kind == "f" and not np.isfinite(block).all():
+        columns = [[to_log_value(v) for v in column] for column in columns]  # NaN/inf as text
+    if declared is not None and hashing:
+        columns = [
+            column if names[j] in declared else [hashed_value(b, v) for v in column]
+            for j, column in zip(kept, columns, strict=True)
+        ]
+    return dict(zip([names[j] for j in kept], columns, strict=True))

@@ -16,6 +16,8 @@ from modeltel._errors import ConfigurationError
 
 T = TypeVar("T")
 
+UNDECLARED_POLICIES = ("drop", "hash", "keep")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -59,6 +61,9 @@ class Settings:
     """``MODELTEL_PROMETHEUS_PORT``: serve /metrics on this port (0: off; extra ``prometheus``)."""
     shutdown_timeout_s: float = 5.0
     """``MODELTEL_SHUTDOWN_TIMEOUT``: seconds the exit-time flush may take, whatever the collector does."""
+    undeclared_features: str = "drop"
+    """``MODELTEL_UNDECLARED_FEATURES``: features a contract does not declare, in sampled records:
+    ``drop``, ``hash`` (the value's payload hash) or ``keep``. No contract: every feature is kept."""
 
 
 def _parse_bool(raw: str) -> bool:
@@ -162,6 +167,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_feature_bytes": _parse_positive_int,
     "prometheus_port": _parse_port,
     "shutdown_timeout_s": _parse_non_negative,
+    "undeclared_features": _one_of(*UNDECLARED_POLICIES),
 }
 
 _ENV_NAMES = {name: f"MODELTEL_{name.upper()}" for name in _PARSERS}

@@ -18,6 +18,21 @@ Two shapes; only a batch record has a ``"row"`` column:
   batch whose sampled features pass ``max_feature_bytes`` of JSON text is split over several
   records.
 
+What a record may hold is bounded before it reaches the log pipeline, where one bad body would
+fail the encoding (or a collector's decoding) of the whole export request and lose every record
+sent with it. Values nest lists and maps at most ``MAX_DEPTH`` deep; a prediction with a deeper
+one, or with more than ``max_feature_bytes`` of features, is left out alone and counted in
+``modeltel.features.dropped`` (``reason`` ``too_deep`` / ``too_large``). Everything else is
+written so any OTLP encoder takes it: NaN and infinities as text, integers past 64 bits as floats
+(``"Infinity"``/``"-Infinity"`` past a float's range), bytes as hex, keys and other objects as
+their text, lone surrogates as their escape text. ``ml.features.sampled`` counts the predictions
+whose features were emitted, not those chosen: a dropped one is counted only as dropped.
+
+With a contract, a feature it does not declare is logged as ``undeclared_features`` says:
+``drop`` (the default: left out), ``hash`` (its value replaced by the 16-hex-char hash
+:func:`modeltel.payload_hash` gives that value) or ``keep`` (as given). Without a contract every
+feature is logged.
+
 Readers go through :func:`feature_rows`, which yields one sampled prediction at a time whatever
 the shape: it also reads the batch body as an OTLP map (written before it became JSON text)
 and the per-row records older versions still wrote for batches (``ml.batch.row``).
@@ -33,10 +48,8 @@ import orjson
 from opentelemetry._logs import SeverityNumber
 
 from modeltel import _names as n
-from modeltel._hashing import normalize
+from modeltel._hashing import normalize, utf8_text
 from modeltel._records import decoded_body, json_text
-
-_SCALARS = (str, int, bool, type(None))
 
 if TYPE_CHECKING:
     from modeltel._plan import Bound
@@ -47,6 +60,17 @@ if TYPE_CHECKING:
 MAX_ROWS_PER_CALL = 100
 BATCH_ROW = "ml.batch.row"  # a batch row's index, on the per-row records earlier versions wrote
 _ALL = 2**64
+_INT64 = 2**63
+# The deepest a feature value may nest lists and maps. In a single call's body a feature value
+# sits eleven protobuf messages into the export request; each map level adds three more, each
+# list level two. upb (Python) and Java decoders refuse a request past 100 levels, whole: 16 map
+# levels stay under 60.
+MAX_DEPTH = 16
+TOO_DEEP, TOO_LARGE = "too_deep", "too_large"  # modeltel.features.dropped reasons
+
+
+class TooDeep(Exception):
+    """A feature value nests lists or maps past ``MAX_DEPTH``: its prediction is not logged."""
 
 
 def rows_to_sample(b: Bound, p: Prediction, hashes: list[str]) -> list[int]:
@@ -67,14 +91,20 @@ def hash_values(hashes: Iterable[str]) -> np.ndarray[Any, Any]:
     return np.frombuffer(bytes.fromhex("".join(hashes)), dtype=">u8")
 
 
-def emit_feature_records(b: Bound, p: Prediction) -> None:
-    """One record for a single-row call; one for all the sampled rows of a batch."""
+def emit_feature_records(b: Bound, p: Prediction) -> int:
+    """One record for a single-row call; one for all the sampled rows of a batch.
+
+    Returns how many predictions the emitted records hold (rows dropped and counted are not).
+    """
     if p.rows:
-        _emit_batch(b, p)
-        return
-    body = redacted(b, as_mapping(b, p.features))
+        return _emit_batch(b, p)
+    try:
+        body = redacted(b, as_mapping(b, p.features))
+    except TooDeep:
+        count_dropped(b, TOO_DEEP)
+        return 0
     if _too_large(b, body):
-        return
+        return 0
     attrs = _call_attributes(b, p)
     attrs[n.PAYLOAD_HASH] = p.payload_hash
     if p.score is not None:
@@ -82,6 +112,7 @@ def emit_feature_records(b: Bound, p: Prediction) -> None:
     if p.violations:
         attrs[n.CONTRACT_VIOLATIONS] = [f"{v.feature}:{v.kind}" for v in p.violations][:64]
     _emit(b, {"features": body}, attrs)
+    return 1
 
 
 def _call_attributes(b: Bound, p: Prediction) -> dict[str, Any]:
@@ -117,22 +148,24 @@ def _too_large(b: Bound, features: Any) -> bool:
     """Whether one prediction's features exceed ``max_feature_bytes`` (then dropped and counted)."""
     if len(orjson.dumps(features)) <= b.max_feature_bytes:
         return False
-    _count_too_large(b)
+    count_dropped(b, TOO_LARGE)
     return True
 
 
-def _count_too_large(b: Bound) -> None:
-    b.recorder.add(n.M_DROPPED_FEATURES, 1, ((n.MODEL_NAME, b.plan.model), ("reason", "too_large")))
+def count_dropped(b: Bound, reason: str) -> None:
+    """Count one prediction whose features were chosen for logging and left out."""
+    b.recorder.add(n.M_DROPPED_FEATURES, 1, ((n.MODEL_NAME, b.plan.model), ("reason", reason)))
 
 
-def _emit_batch(b: Bound, p: Prediction) -> None:
+def _emit_batch(b: Bound, p: Prediction) -> int:
     from modeltel._batch import sampled_features
 
-    rows = list(p.sample_rows) or list(range(min(p.rows, MAX_ROWS_PER_CALL)))
-    features = sampled_features(b, p.features, rows)
+    chosen = list(p.sample_rows) or list(range(min(p.rows, MAX_ROWS_PER_CALL)))
+    rows, features = sampled_features(b, p.features, chosen)
     labels = _row_violations(p, rows)
     attrs = _call_attributes(b, p)
     attrs[n.BATCH_SIZE] = p.rows
+    emitted = 0
     for positions, text in _parts(b, features, len(rows)):
         rows_part = rows if positions is None else [rows[k] for k in positions]
         body = _batch_body(p, rows_part, text, labels)
@@ -141,6 +174,8 @@ def _emit_batch(b: Bound, p: Prediction) -> None:
         else:
             seen = dict.fromkeys(label for i in rows_part for label in labels[i])
             _emit(b, body, {**attrs, n.CONTRACT_VIOLATIONS: list(seen)[:64]})
+        emitted += len(rows_part)
+    return emitted
 
 
 def _row_violations(p: Prediction, rows: list[int]) -> dict[int, list[str]] | None:
@@ -207,7 +242,7 @@ def _parts(b: Bound, features: Any, size: int) -> list[tuple[list[int] | None, s
     for k in range(size):
         row_size = _size(json_text(_row(features, k)))
         if row_size > limit:
-            _count_too_large(b)
+            count_dropped(b, TOO_LARGE)
             continue
         if current and used + row_size > limit:
             packed.append(current)
@@ -225,28 +260,85 @@ def _size(text: str) -> int:
 
 
 def redacted(b: Bound, features: Any) -> Any:
-    """The features as log values without the sensitive ones."""
-    if isinstance(features, dict):
-        return {str(k): to_log_value(v) for k, v in features.items() if k not in b.plan.sensitive}
-    plain = to_log_value(features)
-    if isinstance(plain, dict) and b.plan.sensitive:
-        return {k: v for k, v in plain.items() if k not in b.plan.sensitive}
-    return plain
+    """The features as log values: sensitive ones removed, undeclared ones as the policy says.
+
+    Raises :class:`TooDeep` when a value nests past ``MAX_DEPTH``.
+    """
+    if not isinstance(features, Mapping):
+        features = to_log_value(features)
+        if not isinstance(features, dict):
+            return features
+    hidden, declared = b.plan.sensitive, b.declared
+    logged: dict[str, Any] = {}
+    for k, v in features.items():
+        if k in hidden:
+            continue
+        if declared is not None and k not in declared:
+            if b.hash_undeclared:
+                logged[log_key(k)] = hashed_value(b, v)
+            continue
+        logged[log_key(k)] = to_log_value(v)
+    return logged
 
 
-def to_log_value(value: Any) -> Any:
-    """A feature value as an OTel log value: as given where it can be, JSON-safe always."""
+def hashed_value(b: Bound, value: Any) -> str:
+    """What ``hash`` logs for an undeclared feature: its value's payload hash, never the value."""
+    try:
+        return f"{b.hasher.hash_int(value):016x}"
+    except Exception:  # a value the canonical form cannot hold: its text's hash
+        return f"{b.hasher.hash_int(_text_of(value)):016x}"
+
+
+def to_log_value(value: Any, depth: int = 0) -> Any:
+    """A feature value as a log value any OTLP encoder and collector takes, and JSON too.
+
+    As given where it can be; see the module's docstring for what is rewritten. Raises
+    :class:`TooDeep` past ``MAX_DEPTH`` levels of lists and maps (``depth``: levels above).
+    """
     t = type(value)
     if t is float:
         return value if value - value == 0.0 else normalize(value)  # NaN/inf become strings
-    if t in _SCALARS:
+    if t is str:
+        return value if value.isascii() else utf8_text(value)
+    if t is int:
+        return value if -_INT64 <= value < _INT64 else _big_int(value)
+    if t is bool or value is None:
         return value
-    if isinstance(value, dict):
-        return {str(k): to_log_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_log_value(v) for v in value]
-    plain = normalize(value)
-    return plain
+    if isinstance(value, (dict, list, tuple, Mapping)):
+        if depth >= MAX_DEPTH:
+            raise TooDeep
+        if isinstance(value, Mapping):
+            return {log_key(k): to_log_value(v, depth + 1) for k, v in value.items()}
+        return [to_log_value(v, depth + 1) for v in value]
+    try:
+        plain = normalize(value)  # numpy, bytes, dates, models, dataclasses, str/int subclasses
+    except Exception:  # an object the canonical form does not know (or nested past recursion)
+        return _text_of(value)
+    return to_log_value(plain, depth)
+
+
+def log_key(key: Any) -> str:
+    """A mapping key as a log value's key: a string UTF-8 can hold."""
+    if type(key) is str:
+        return key if key.isascii() else utf8_text(key)
+    return _text_of(key)
+
+
+def _big_int(value: int) -> float | str:
+    """An integer OTLP's int64 cannot hold, as a float (past a float's range, infinity's text)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return "Infinity" if value > 0 else "-Infinity"
+
+
+def _text_of(value: Any) -> str:
+    """An object as text: ``str()``, or its type's name when that fails."""
+    try:
+        text = str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+    return utf8_text(text) if type(text) is str else f"<{type(value).__name__}>"
 
 
 # ---------------------------------------------------------------- reading

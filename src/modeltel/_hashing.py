@@ -20,6 +20,8 @@ compact JSON with sorted keys, UTF-8:
 * integers beyond 64 bits become their decimal string
 * numpy scalars become Python numbers, arrays nested lists; tuples become lists
 * bytes become lowercase hex strings; dates and times their ISO 8601 text
+* a lone surrogate in a string or key (text no UTF-8 can hold) is written as its ``\\udcXX``
+  escape text, as in ``str.encode("utf-8", "backslashreplace")``
 
 With ``MODELTEL_HASH_KEY`` the digest is keyed BLAKE2b-64 over ``seed (8 bytes LE) + data``
 instead of xxh3: xxh3 is not a keyed PRF (its seed is 64 bits and it makes no cryptographic
@@ -100,12 +102,35 @@ def _normalize_other(value: Any) -> Any:
 
 def canonical_json(features: Any) -> bytes:
     """The JSON canonical form, used for every payload that is not a numeric mapping."""
-    return orjson.dumps(normalize(features), option=orjson.OPT_SORT_KEYS)
+    plain = normalize(features)
+    try:
+        return orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # a lone surrogate (else orjson raises the same again)
+        return orjson.dumps(_escaped(plain), option=orjson.OPT_SORT_KEYS)
+
+
+def utf8_text(text: str) -> str:
+    """``text`` as valid UTF-8 can hold it: each lone surrogate written as its escape text."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
+def _escaped(plain: Any) -> Any:
+    if type(plain) is str:
+        return utf8_text(plain)
+    if type(plain) is list:
+        return [_escaped(v) for v in plain]
+    if type(plain) is dict:
+        return {utf8_text(k): _escaped(v) for k, v in plain.items()}
+    return plain
 
 
 def key_seed(keys: list[str] | tuple[str, ...]) -> int:
     """The seed of a numeric payload's hash: xxh3-64 of its sorted keys joined by ``\\x1f``."""
-    return _xxh3("\x1f".join(sorted(keys)).encode())
+    return _xxh3("\x1f".join(sorted(keys)).encode("utf-8", "backslashreplace"))
 
 
 class _KeyPlan:

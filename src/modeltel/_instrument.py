@@ -53,6 +53,7 @@ def instrument(
     shadow_rate: float = 0.05,
     shadow_version: str | None = None,
     sensitive: Sequence[str] = (),
+    undeclared_features: str | None = None,
     **targets: Any,
 ) -> Callable[[F], F]: ...
 def instrument(fn: Any = None, /, **options: Any) -> Any:
@@ -60,6 +61,9 @@ def instrument(fn: Any = None, /, **options: Any) -> Any:
 
     ``tenant`` and ``features`` name the arguments that carry them (or are callables on the
     call's arguments); features default to the first positional argument after ``self``.
+    With a ``contract``, ``undeclared_features`` (``"drop"``, ``"hash"`` or ``"keep"``; default
+    ``MODELTEL_UNDECLARED_FEATURES``, else ``"drop"``) says what sampled feature records log of
+    features the contract does not declare.
 
     >>> import modeltel
     >>> @modeltel.instrument(model="fraud", version="3.2.0", tenant="tenant")
@@ -108,7 +112,7 @@ _PLAN_KEYS = frozenset(
     {
         "model", "version", "tenant", "features", "score", "decision", "contract", "on_violation", "fallback",
         "cost", "rate_limits", "budgets", "batch", "columns", "sensitive", "timeout", "score_range",
-        "predicted_class", "shadow", "shadow_rate", "shadow_version",
+        "predicted_class", "shadow", "shadow_rate", "shadow_version", "undeclared_features",
     }
 )  # fmt: skip
 

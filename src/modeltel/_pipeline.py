@@ -282,16 +282,16 @@ def conclude(b: Bound, p: Prediction, exc: BaseException | None) -> None:
     try:
         if p.entered:
             b.leave()
+        # Features first: ml.features.sampled (and the span's flag) count what was emitted.
+        sampled = _emit_features(b, p) if p.sampled else 0
         if p.rows:
             cell = b.cell(p.tenant, p.outcome, None)
-            b.recorder.record_batch(cell, p.rows, p.duration, p.scores, p.cost or 0.0, len(p.sample_rows))
+            b.recorder.record_batch(cell, p.rows, p.duration, p.scores, p.cost or 0.0, sampled)
         else:
             cell = b.cells.get((p.tenant, p.outcome, p.cls)) or b.cell(p.tenant, p.outcome, p.cls)
             b.record(cell, p.duration, p.score, p.cost or 0.0, p.sampled)
         if p.in_records:
             _add_record(b, p)
-        if p.sampled:
-            emit_feature_records(b, p)
     except Exception as error:
         report_internal_error("record", error)
         if strict():
@@ -299,6 +299,18 @@ def conclude(b: Bound, p: Prediction, exc: BaseException | None) -> None:
     if p.span is not INVALID_SPAN:
         with handle_internal_errors("record.span"):
             _finish_span(b, p, exc)
+
+
+def _emit_features(b: Bound, p: Prediction) -> int:
+    """Emit the call's feature records; how many predictions they hold (``p.sampled`` says if any).
+
+    Under its own guard, so a failure here still leaves the call's metrics recorded.
+    """
+    emitted = 0
+    with handle_internal_errors("record.features"):
+        emitted = emit_feature_records(b, p)
+    p.sampled = emitted > 0
+    return emitted
 
 
 def _add_record(b: Bound, p: Prediction) -> None:

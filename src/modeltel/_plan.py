@@ -12,6 +12,7 @@ from typing import Any
 
 from modeltel import _names as n
 from modeltel._binding import Getter
+from modeltel._config import UNDECLARED_POLICIES
 from modeltel._errors import ConfigurationError
 from modeltel._runtime import Runtime
 from modeltel._tenants import clean_tenant
@@ -46,6 +47,7 @@ class Plan:
         shadow_version: str | None = None,
         columns: Sequence[str] | None = None,
         sensitive: Sequence[str] = (),
+        undeclared_features: str | None = None,
         targets: Mapping[str, Any] | None = None,
     ) -> None:
         if not model or not isinstance(model, str):
@@ -56,6 +58,10 @@ class Plan:
             )
         if on_violation == "fallback" and fallback is None:
             raise ConfigurationError("on_violation='fallback' needs fallback=")
+        if undeclared_features is not None and undeclared_features not in UNDECLARED_POLICIES:
+            raise ConfigurationError(
+                f"undeclared_features={undeclared_features!r}: expected 'drop', 'hash' or 'keep'"
+            )
         self.model = model
         self.version = str(version)
         self.span_name = n.SPAN_NAME_PREFIX + model
@@ -88,6 +94,7 @@ class Plan:
         self.columns = tuple(columns) if columns is not None else None
         contract_sensitive = self.contract.sensitive if self.contract is not None else frozenset()
         self.sensitive = frozenset(sensitive) | contract_sensitive
+        self.undeclared_features = undeclared_features
         self.targets = dict(targets or {})
         self.span_attrs: dict[str, Any] = {n.MODEL_NAME: model, n.MODEL_VERSION: self.version}
         if self.contract is not None:
@@ -146,6 +153,12 @@ class Bound:
         # replay of the same traffic samples the same payloads.
         self.sample_below = int(rate * 2**64) if rate < 1.0 else 2**64
         self.max_feature_bytes = settings.max_feature_bytes
+        # Sampled records log only the contract's features unless the policy keeps the others;
+        # None: every feature is logged (no contract, or ``keep``).
+        undeclared = plan.undeclared_features or settings.undeclared_features
+        contract = plan.contract
+        self.declared = None if contract is None or undeclared == "keep" else frozenset(contract.fields)
+        self.hash_undeclared = undeclared == "hash"
         self.cost_per_row = settings.cost_per_1k / 1000.0
         # What one row costs unless a callable ``cost=`` or ``record(cost=)`` says otherwise.
         self.unit_cost = float(plan.cost) if isinstance(plan.cost, (int, float)) else self.cost_per_row
