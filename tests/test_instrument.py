@@ -261,3 +261,17 @@ def test_disabled_at_runtime_records_nothing() -> None:
     with capture(disabled=True) as c:
         assert predict({"amount": 50.0}, tenant="x") == 0.5
         assert c.spans == []
+
+
+def test_model_and_version_are_required_with_a_clear_error() -> None:
+    """Every prediction carries its model version: leaving it out fails at decoration, naming it
+    (it used to be a TypeError from deep inside)."""
+    from modeltel import ConfigurationError
+
+    def predict(features: dict[str, float]) -> float:
+        return 0.5
+
+    with pytest.raises(ConfigurationError, match=r"needs version=$"):
+        modeltel.instrument(model="m")(predict)  # type: ignore[call-overload]
+    with pytest.raises(ConfigurationError, match=r"needs model= and version="):
+        modeltel.instrument()(predict)  # type: ignore[call-overload]

@@ -33,7 +33,7 @@ def instrument(
     /,
     *,
     model: str,
-    version: str = "",
+    version: str,
     tenant: str | Callable[..., Any] | None = None,
     features: str | Callable[..., Any] | None = None,
     score: Callable[[Any], Any] | None = None,
@@ -96,10 +96,12 @@ def _plan_for(func: Callable[..., Any], options: dict[str, Any]) -> Plan:
     targets = {k: opts.pop(k) for k in _TARGET_KEYS if k in opts}
     tenant = opts.pop("tenant", None)
     features = opts.pop("features", None)
-    if "model" not in opts:
+    missing = [key for key in ("model", "version") if key not in opts]
+    if missing:
         from modeltel._errors import ConfigurationError
 
-        raise ConfigurationError("instrument() needs model=")
+        # Every prediction carries its model version: without one, nothing can be compared later.
+        raise ConfigurationError(f"instrument() needs {' and '.join(k + '=' for k in missing)}")
     return Plan(
         tenant_get=argument_getter(func, tenant, "tenant"),
         features_get=features_getter(func, features),
