@@ -56,6 +56,13 @@ class Hist:
         if v > self.max:
             self.max = v
 
+    def reset(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.count = 0
+        self.sum = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
     def add_many(self, values: np.ndarray[Any, Any]) -> None:
         if values.size == 0:
             return
@@ -226,22 +233,41 @@ class Aggregator:
                 slot = self._counters[key] = [0, time.time_ns()]
             slot[0] += value
 
-    def metrics(self) -> list[Metric]:
-        """Everything recorded so far, as cumulative OTel metric data."""
+    def metrics(self, delta: bool = False) -> list[Metric]:
+        """Everything recorded so far, as cumulative OTel metric data; with ``delta``, what was
+        recorded since the last such call, with counters and histograms reset (as the SDK's delta
+        aggregations do: only series with new measurements, min and max of the interval). The
+        in-flight and last-value gauges are current values either way. Delta readings take what
+        they read, so an aggregator feeds one delta reader and nothing else."""
         now = time.time_ns()
         with self._lock:
             cells = [_snapshot(c) for c in self._cells.values()]
             counters = [
                 (name, dict(attrs), v, int(start)) for (name, attrs), (v, start) in self._counters.items()
             ]
+            if delta:
+                self._reset(now)
             in_flight = [(dict(key), f.value(), f.start_ns) for key, f in self._in_flight.items()]
             gauges = [
                 (name, dict(attrs), s.value, now)
                 for (name, attrs), s in self._gauges.items()
                 if s.value == s.value  # NaN: created, not yet set
             ]
-        cell_metrics = _cell_metrics(cells, now, self.currency)
-        return cell_metrics + _counter_metrics(counters, now) + _gauge(in_flight, now) + _last_values(gauges)
+        temporality = AggregationTemporality.DELTA if delta else AggregationTemporality.CUMULATIVE
+        cell_metrics = _cell_metrics(cells, now, self.currency, temporality)
+        counter_metrics = _counter_metrics(counters, now, temporality)
+        return cell_metrics + counter_metrics + _gauge(in_flight, now) + _last_values(gauges)
+
+    def _reset(self, now: int) -> None:
+        """Start a new interval for every counter and histogram series (under the lock)."""
+        for c in self._cells.values():
+            c.start_ns = now
+            c.predictions = c.non_finite = c.sampled = 0
+            c.cost = 0.0
+            c.duration.reset()
+            c.score.reset()
+        for slot in self._counters.values():
+            slot[0], slot[1] = 0, now
 
     def _after_fork(self) -> None:
         # A child starts with empty series: counts made before the fork belong to the parent.
@@ -325,10 +351,10 @@ def _copy_hist(h: Hist) -> Hist:
     return copy
 
 
-def _sum_metric(name: str, unit: str, desc: str, points: list[NumberDataPoint]) -> Metric:
-    data = Sum(
-        data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE, is_monotonic=True
-    )
+def _sum_metric(
+    name: str, unit: str, desc: str, points: list[NumberDataPoint], temporality: AggregationTemporality
+) -> Metric:
+    data = Sum(data_points=points, aggregation_temporality=temporality, is_monotonic=True)
     return Metric(name=name, description=desc, unit=unit, data=data)
 
 
@@ -375,12 +401,14 @@ def _without_outcome(c: Cell) -> dict[str, str]:
     return {k: v for k, v in c.attrs.items() if k != n.OUTCOME}
 
 
-def _cell_metrics(cells: list[Cell], now: int, currency: str) -> list[Metric]:
+def _cell_metrics(
+    cells: list[Cell], now: int, currency: str, temporality: AggregationTemporality
+) -> list[Metric]:
     out = []
     points = _number_points(cells, "predictions", now)
     if points:
         desc = "Predictions by outcome (one per row for batches)"
-        out.append(_sum_metric(n.M_PREDICTIONS, "{prediction}", desc, points))
+        out.append(_sum_metric(n.M_PREDICTIONS, "{prediction}", desc, points, temporality))
     cells = _merged_over_class(cells)
     for name, unit, desc, attr, attrs_of in (
         (
@@ -395,16 +423,14 @@ def _cell_metrics(cells: list[Cell], now: int, currency: str) -> list[Metric]:
     ):
         points = _number_points(cells, attr, now, attrs_of)
         if points:
-            out.append(_sum_metric(name, unit, desc, points))
+            out.append(_sum_metric(name, unit, desc, points, temporality))
     for name, unit, desc, attr in (
         (n.M_DURATION, "s", "Duration of predict calls", "duration"),
         (n.M_SCORE, "1", "Prediction scores (finite only)", "score"),
     ):
         hist_points = _hist_points(cells, attr, now)
         if hist_points:
-            data = Histogram(
-                data_points=hist_points, aggregation_temporality=AggregationTemporality.CUMULATIVE
-            )
+            data = Histogram(data_points=hist_points, aggregation_temporality=temporality)
             out.append(Metric(name=name, description=desc, unit=unit, data=data))
     return out
 
@@ -418,10 +444,15 @@ _COUNTER_META = {
 }
 
 
-def _counter_metrics(counters: list[tuple[str, dict[str, str], float, int]], now: int) -> list[Metric]:
+def _counter_metrics(
+    counters: list[tuple[str, dict[str, str], float, int]], now: int, temporality: AggregationTemporality
+) -> list[Metric]:
     by_name: dict[str, list[NumberDataPoint]] = {}
     for name, attrs, value, start in counters:
         by_name.setdefault(name, []).append(
             NumberDataPoint(attributes=attrs, start_time_unix_nano=start, time_unix_nano=now, value=value)
         )
-    return [_sum_metric(name, *_COUNTER_META.get(name, ("1", "")), pts) for name, pts in by_name.items()]
+    return [
+        _sum_metric(name, *_COUNTER_META.get(name, ("1", "")), pts, temporality)
+        for name, pts in by_name.items()
+    ]

@@ -64,6 +64,10 @@ class Settings:
     undeclared_features: str = "drop"
     """``MODELTEL_UNDECLARED_FEATURES``: features a contract does not declare, in sampled records:
     ``drop``, ``hash`` (the value's payload hash) or ``keep``. No contract: every feature is kept."""
+    metrics_path: str = "local"
+    """``MODELTEL_METRICS_PATH``: with a MeterProvider the application installed, ``local`` (exact
+    local aggregates, exported through its readers) or ``api`` (every measurement through OTel API
+    instruments, for Views that must see each one)."""
 
 
 def _parse_bool(raw: str) -> bool:
@@ -168,6 +172,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "prometheus_port": _parse_port,
     "shutdown_timeout_s": _parse_non_negative,
     "undeclared_features": _one_of(*UNDECLARED_POLICIES),
+    "metrics_path": _one_of("local", "api"),
 }
 
 _ENV_NAMES = {name: f"MODELTEL_{name.upper()}" for name in _PARSERS}

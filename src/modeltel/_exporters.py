@@ -121,9 +121,12 @@ def _otlp(signal: str, protocol: str) -> Any:
 
 
 class MergingMetricExporter(MetricExporter):
-    """Adds modeltel's locally aggregated metrics to each export of the SDK's own."""
+    """Adds modeltel's locally aggregated metrics to each export of the SDK's own; with ``delta``,
+    what was recorded since the previous export (see :meth:`Aggregator.metrics`)."""
 
-    def __init__(self, inner: MetricExporter, aggregator: Aggregator, resource: Resource) -> None:
+    def __init__(
+        self, inner: MetricExporter, aggregator: Aggregator, resource: Resource, delta: bool = False
+    ) -> None:
         super().__init__(
             preferred_temporality=inner._preferred_temporality,
             preferred_aggregation=inner._preferred_aggregation,
@@ -133,6 +136,7 @@ class MergingMetricExporter(MetricExporter):
         self._resource = resource
         self._scope = InstrumentationScope("modeltel", __version__)
         self._pid = os.getpid()
+        self._delta = delta
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -158,7 +162,7 @@ class MergingMetricExporter(MetricExporter):
         return result
 
     def _merge(self, data: MetricsData) -> MetricsData:
-        ours = self._aggregator.metrics()
+        ours = self._aggregator.metrics(delta=self._delta)
         if not ours:
             return data
         scope_metrics = ScopeMetrics(scope=self._scope, metrics=ours, schema_url="")
@@ -177,6 +181,29 @@ class MergingMetricExporter(MetricExporter):
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         if os.getpid() == self._pid:
             self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+class BorrowedMetricExporter(MetricExporter):
+    """An exporter the application owns, used by a reader of modeltel's: shutting the reader down
+    flushes the exporter and leaves it running for the application's own readers."""
+
+    def __init__(self, inner: MetricExporter) -> None:
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,
+            preferred_aggregation=inner._preferred_aggregation,
+        )
+        self._inner = inner
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self._inner.force_flush(timeout_millis=timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._inner.force_flush(timeout_millis=timeout_millis)
 
 
 def _with_scope(existing: Sequence[ScopeMetrics], ours: ScopeMetrics) -> list[ScopeMetrics]:

@@ -150,7 +150,7 @@ def start_span(b: Bound, p: Prediction) -> Any:
     gate = b.span_gate
     if gate is not None and not gate():
         _current.set(p)
-        return None
+        return b.span_unsampled()
     try:
         p.span = b.tracer.start_span(b.plan.span_name, attributes=b.plan.span_attrs)
         token = otel_context.attach(trace.set_span_in_context(p.span))

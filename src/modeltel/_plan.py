@@ -144,6 +144,7 @@ class Bound:
         self.hasher = runtime.hasher
         self.tracer = runtime.tracer
         self.span_gate = runtime.span_gate
+        self.span_unsampled = runtime.span_unsampled
         self.otel_logger = runtime.otel_logger
         # A fallback, when given, answers invalid inputs unless on_violation says otherwise.
         default_policy = "fallback" if plan.fallback is not None else settings.on_violation

@@ -28,9 +28,10 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from modeltel import _names as n
 from modeltel._aggregate import Aggregator
+from modeltel._app_sdk import AppMetricPipeline, Unsupported, app_metric_pipeline, sampling_gate
 from modeltel._config import Settings, load_settings
 from modeltel._errors import ConfigurationError
-from modeltel._exporters import MergingMetricExporter, Sinks, sinks_from_env
+from modeltel._exporters import BorrowedMetricExporter, MergingMetricExporter, Sinks, sinks_from_env
 from modeltel._guarded import GuardedLogExporter, GuardedSpanExporter, export_failures
 from modeltel._hashing import PayloadHasher
 from modeltel._internal import error_counts, logger
@@ -63,7 +64,8 @@ class Runtime:
     sinks_description: str = "none"
     owned: list[Any] = field(default_factory=list)  # providers modeltel installed and must flush
     sink_factory: Any = None  # makes this runtime's sinks again (a forked child builds its own)
-    span_gate: Any = None  # predicts the sampler's decision where modeltel built the sampler
+    span_gate: Any = None  # predicts the sampler's decision where modeltel knows the sampler
+    span_unsampled: Any = None  # makes an unsampled span current where the gate drops a call
     records: Any = None  # the RecordSink of per-call prediction records
     classes: Any = None  # the cap on ml.prediction.class values
     shadows: Any = None  # runs challenger models off the request path
@@ -213,7 +215,8 @@ def build_runtime(
     recorder = _recorder(settings, resource, guarded, own_all, install_globals, owned, export_interval_millis)
     description = sinks.description if sinks else "the application's OpenTelemetry providers"
     runtime = Runtime(settings, tracer, otel_logger, recorder, hasher, tenants, description, owned, factory)
-    runtime.span_gate = gates[0] if gates else None
+    if gates:
+        runtime.span_gate, runtime.span_unsampled = gates[0].admit, gates[0].unsampled
     runtime.foreign = [] if own_all else _foreign_providers()
     runtime.classes = TenantCap(settings.max_classes)
     runtime.shadows = ShadowRunner()
@@ -278,7 +281,11 @@ def _tracer(
 ) -> trace.Tracer:
     current = trace.get_tracer_provider()
     if not own and (_foreign(current) or sinks is None):
-        return current.get_tracer("modeltel", __version__)
+        tracer = current.get_tracer("modeltel", __version__)
+        gate = sampling_gate(tracer)
+        if gate is not None:
+            gates.append(gate)
+        return tracer
     sampler, gate, ids = sampler_from_env()
     provider = TracerProvider(resource=resource, sampler=sampler, id_generator=ids, shutdown_on_exit=False)
     assert sinks is not None  # the return above took every case without sinks
@@ -324,6 +331,14 @@ def _recorder(
 ) -> Recorder:
     current = metrics.get_meter_provider()
     if not own and (_foreign(current) or sinks is None):
+        if settings.metrics_path == "local":
+            try:
+                return _mirror(settings, app_metric_pipeline(current), owned, interval)
+            except Unsupported as exc:
+                _say_once(
+                    "modeltel: recording metrics through the application's MeterProvider one "
+                    f"measurement at a time (the per-record API path): {exc}"
+                )
         meter = current.get_meter("modeltel", __version__)
         _register_internal_errors(meter)
         return ApiRecorder(meter, settings.currency)
@@ -341,6 +356,33 @@ def _recorder(
     owned.append(provider)
     _maybe_install(install, provider, metrics.set_meter_provider, current)
     return LocalRecorder(aggregator)
+
+
+def _mirror(settings: Settings, app: AppMetricPipeline, owned: list[Any], interval: float | None) -> Recorder:
+    """Local aggregates exported by a MeterProvider of modeltel's whose readers mirror the
+    application's: same exporters (borrowed, never shut down), intervals, temporality, resource."""
+    aggregator = Aggregator(settings.currency)
+    readers = [
+        PeriodicExportingMetricReader(
+            MergingMetricExporter(BorrowedMetricExporter(r.exporter), aggregator, app.resource, r.delta),
+            export_interval_millis=r.interval_ms if interval is None else interval,
+            export_timeout_millis=r.timeout_ms,
+        )
+        for r in app.readers
+    ]
+    provider = MeterProvider(resource=app.resource, metric_readers=readers, shutdown_on_exit=False)
+    _register_internal_errors(provider.get_meter("modeltel", __version__))
+    owned.append(provider)
+    return LocalRecorder(aggregator)
+
+
+_said: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    if message not in _said:
+        _said.add(message)
+        logger.warning("%s", message)
 
 
 def _register_internal_errors(meter: metrics.Meter) -> None:
@@ -438,7 +480,9 @@ def get_runtime() -> Runtime:
             parent = _state.parent
             if parent is not None:
                 _state.parent = None
-                child = build_runtime(parent.settings, parent.sink_factory(), install_globals=False)
+                # Where the application installed providers, the child looks at them afresh.
+                sinks = None if parent.foreign else parent.sink_factory()
+                child = build_runtime(parent.settings, sinks, install_globals=False)
                 child.inherited = [p for p in parent.owned if not isinstance(p, MeterProvider)]
                 _install(child, {})
             else:

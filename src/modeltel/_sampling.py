@@ -6,7 +6,9 @@ sampler, from the standard ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``
 can make the same decision first: the parent's sampled flag for parent-based samplers, and for
 ratio samplers the same ``trace_id & (2**64 - 1) < bound`` test on a trace id it then hands to
 the SDK through :class:`PresetIdGenerator`, so the span the SDK creates carries that very id.
-Samplers it does not know (and providers the application installed) get the SDK's own path.
+Where the application installed the TracerProvider, ``_app_sdk`` reads its sampler and puts a
+:class:`PresetOverIdGenerator` on modeltel's tracer to do the same. Samplers it does not know get
+the SDK's own path.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import os
 import random
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -48,9 +51,26 @@ class PresetIdGenerator(RandomIdGenerator):
         return preset
 
 
+class PresetOverIdGenerator(PresetIdGenerator):
+    """A :class:`PresetIdGenerator` over the application's generator: its span ids, and its trace
+    ids where modeltel chose none (its trace ids must be uniformly random, as the SDK's are)."""
+
+    def __init__(self, inner: IdGenerator) -> None:
+        super().__init__()
+        self.inner = inner
+        self.generate_span_id = inner.generate_span_id  # type: ignore[method-assign]
+
+    def generate_trace_id(self) -> int:
+        preset: int | None = getattr(self._local, "next", None)
+        if preset is None:
+            return self.inner.generate_trace_id()
+        self._local.next = None
+        return preset
+
+
 def sampler_from_env(
     environ: Mapping[str, str] | None = None,
-) -> tuple[Sampler, Callable[[], bool] | None, PresetIdGenerator]:
+) -> tuple[Sampler, Gate | None, PresetIdGenerator]:
     """The sampler the env asks for, a gate that predicts its decision (None: unknown sampler), and
     the id generator the TracerProvider must use for the gate to hold."""
     environ = os.environ if environ is None else environ
@@ -58,14 +78,14 @@ def sampler_from_env(
     ids = PresetIdGenerator()
     if name in ("always_on", "parentbased_always_on"):
         sampler: Sampler = ALWAYS_ON if name == "always_on" else ParentBased(ALWAYS_ON)
-        return sampler, _gate(name.startswith("parentbased"), _LIMIT + 1, ids), ids
+        return sampler, gate_for(name.startswith("parentbased"), _LIMIT + 1, ids), ids
     if name in ("always_off", "parentbased_always_off"):
         sampler = ALWAYS_OFF if name == "always_off" else ParentBased(ALWAYS_OFF)
-        return sampler, _gate(name.startswith("parentbased"), 0, ids), ids
+        return sampler, gate_for(name.startswith("parentbased"), 0, ids), ids
     if name in ("traceidratio", "parentbased_traceidratio"):
         ratio = TraceIdRatioBased(_ratio(environ))
         sampler = ratio if name == "traceidratio" else ParentBased(ratio)
-        return sampler, _gate(name.startswith("parentbased"), ratio.bound, ids), ids
+        return sampler, gate_for(name.startswith("parentbased"), ratio.bound, ids), ids
     from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
 
     return _get_from_env_or_default(), None, ids
@@ -105,7 +125,63 @@ def _current_span_getter() -> Callable[[], trace.Span | None]:
     return current_span
 
 
-def _gate(parent_based: bool, bound: int, ids: PresetIdGenerator) -> Callable[[], bool]:
+@dataclass(frozen=True)
+class Gate:
+    """``admit()``: whether the sampler keeps this call; ``unsampled()`` where it does not."""
+
+    admit: Callable[[], bool]
+    unsampled: Callable[[], object]
+
+
+def _no_parent() -> object:
+    return None
+
+
+def unsampled_parent(bound: int) -> Callable[[], object]:
+    """Makes an unsampled span current where the gate dropped a root call, so the application's
+    spans inside it stay unsampled children (as under the SDK's non-recording span) instead of
+    roots sampled on their own; returns the token for ``context.detach``, or None where a valid
+    parent already decides for them.
+
+    The span is one per process, with a trace id the sampler rejects (ratio samplers test it
+    again for the children). Made current by a ContextVar ``set`` when the context is empty (a
+    root call's usual case): ``context.attach`` costs ~1 us more.
+    """
+    from opentelemetry import context
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+    from opentelemetry.trace.propagation import _SPAN_KEY
+
+    if bound > _LIMIT:
+        return _no_parent  # the gate keeps every root
+    trace_id = random.getrandbits(128)
+    while not bound <= (trace_id & _LIMIT) or not trace_id:  # the gate only drops below _LIMIT + 1
+        trace_id = random.getrandbits(128)
+    span = trace.NonRecordingSpan(
+        trace.SpanContext(
+            trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=trace.TraceFlags(0)
+        )
+    )
+    alone = trace.set_span_in_context(span, context.Context())
+    runtime = getattr(context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    get_context = var.get if type(runtime) is ContextVarsRuntimeContext and var is not None else None
+
+    def attach() -> object:
+        current = context.get_current() if get_context is None else get_context()
+        parent: trace.Span | None = current.get(_SPAN_KEY)  # type: ignore[assignment]
+        if parent is not None and parent.get_span_context().is_valid:
+            return None
+        if not current and var is not None and get_context is not None:
+            return var.set(alone)
+        return context.attach(trace.set_span_in_context(span, current))
+
+    return attach
+
+
+def gate_for(parent_based: bool, bound: int, ids: PresetIdGenerator) -> Gate:
+    """True when the sampler would keep the call: parent-based samplers follow a valid parent's
+    sampled flag, others (and roots) test ``trace_id & (2**64 - 1) < bound``; a root trace id it
+    keeps is preset on ``ids`` for the SDK to use."""
     getrandbits = random.getrandbits
     get_current_span = _current_span_getter()
 
@@ -125,4 +201,4 @@ def _gate(parent_based: bool, bound: int, ids: PresetIdGenerator) -> Callable[[]
             return True
         return False
 
-    return should_start
+    return Gate(should_start, unsampled_parent(bound))
