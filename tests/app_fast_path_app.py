@@ -3,9 +3,11 @@ standard ``OTEL_*`` variables), counting what modeltel makes its SDK do. The fas
 it as a subprocess.
 
 ``python app_fast_path_app.py CALLS READER``: READER is ``periodic`` (OTLP/HTTP on a timer that
-never fires in the run) or ``memory`` (an InMemoryMetricReader, read on demand). CALLS root
+never fires in the run) or ``memory`` (an InMemoryMetricReader, read on demand); APP_SAMPLER=own
+gives the TracerProvider a sampler of the application's own, not one from ``OTEL_TRACES_SAMPLER*``. CALLS root
 predictions in two halves, each followed by ``modeltel.force_flush()``; then CALLS / 10 under a
-sampled remote parent and as many under an unsampled one. Beside modeltel, the application
+sampled remote parent and as many under an unsampled one; then ``modeltel.shutdown()``, and
+one more count of the application's, flushed by the application. Beside modeltel, the application
 records the same scores, predictions and cost on instruments of its own, its plain-SDK reference.
 Prints one JSON line: what modeltel's flushes returned, how many measurements the application's
 SDK saw from modeltel, how many spans modeltel's tracer created, the remote parents' ids, and (memory
@@ -27,6 +29,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExpor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 
 HOUR_MS = 3_600_000
 SCORES = [0.0, 0.05, 0.5, 1.0, 0.3, 0.75, 0.999, 1.5, 0.42]
@@ -55,9 +58,20 @@ class CountingIds(RandomIdGenerator):
         return super().generate_span_id()
 
 
+class DropAll(Sampler):
+    """A sampler of the application's own: modeltel cannot predict it."""
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return SamplingResult(Decision.DROP)
+
+    def get_description(self) -> str:
+        return "DropAll"
+
+
 calls, reader_kind = int(sys.argv[1]), sys.argv[2]
 ids = CountingIds()
-tracer_provider = TracerProvider(id_generator=ids)  # the sampler from OTEL_TRACES_SAMPLER*
+own_sampler = {"sampler": DropAll()} if os.environ.get("APP_SAMPLER") == "own" else {}
+tracer_provider = TracerProvider(id_generator=ids, **own_sampler)  # else from OTEL_TRACES_SAMPLER*
 tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=HOUR_MS))
 exemplars = CountingFilter()
 memory = InMemoryMetricReader()
@@ -132,6 +146,9 @@ def main() -> None:
     sampled = under_remote_parent(True, calls // 10)
     unsampled = under_remote_parent(False, calls // 10)
     flushes.append(modeltel.force_flush())
+    flushes.append(modeltel.shutdown())
+    app_meter.create_counter("ref.after").add(1)  # the application's exporters outlive modeltel
+    flushes.append(meter_provider.force_flush())
     report = {
         "flushed": flushes,
         "measurements": exemplars.modeltel,

@@ -24,8 +24,9 @@ CALLS = 2000
 _TEMPORALITY = {"cumulative": 2, "delta": TEMPORALITY_DELTA}
 
 
-def _run(reader: str, **env: str) -> tuple[dict[str, Any], list[FlatRecord], list[FlatRecord]]:
-    """Run the app against a fresh receiver: its report, the spans and the metric points received."""
+def _run(reader: str, **env: str) -> tuple[dict[str, Any], list[FlatRecord], list[FlatRecord], str]:
+    """Run the app against a fresh receiver: its report, the spans and metric points received, and
+    its stderr."""
     with OtlpReceiver() as receiver:
         environ = otel_env(receiver.http_endpoint, **env)
         done = subprocess.run(
@@ -37,7 +38,7 @@ def _run(reader: str, **env: str) -> tuple[dict[str, Any], list[FlatRecord], lis
         )
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout.strip().splitlines()[-1])
-        return report, receiver.spans(), receiver.metrics()
+        return report, receiver.spans(), receiver.metrics(), done.stderr
 
 
 def _histogram(points: list[FlatRecord], name: str) -> tuple[int, float, list[int]]:
@@ -64,7 +65,7 @@ def test_app_meter_provider_exports_local_aggregates_exactly(temporality: str) -
     """Through the application's periodic OTLP reader (cumulative or delta), modeltel's counts,
     sums and bucket counts equal the plain SDK's for the same calls, in the application's
     temporality, while the application's SDK records no measurement of modeltel's."""
-    report, _, points = _run("periodic", OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=temporality)
+    report, _, points, _ = _run("periodic", OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=temporality)
 
     assert all(report["flushed"])
     assert report["measurements"] == 0  # main: 5 per call (predictions, duration, score, cost, in-flight x2)
@@ -80,11 +81,12 @@ def test_app_meter_provider_exports_local_aggregates_exactly(temporality: str) -
         assert counts == [CALLS // 2, CALLS // 2, 2 * (CALLS // 10)]
     [in_flight] = latest_points(p for p in points if p["name"] == "ml.predictions.in_flight")
     assert in_flight["value"] == 0 and in_flight["temporality"] == _TEMPORALITY["cumulative"]
+    assert _total(points, "ref.after") == 1  # modeltel's shutdown left the shared exporter running
 
 
 def test_api_path_is_opt_in_and_still_exact() -> None:
     """MODELTEL_METRICS_PATH=api records every measurement through the application's SDK."""
-    report, _, points = _run("periodic", MODELTEL_METRICS_PATH="api")
+    report, _, points, _ = _run("periodic", MODELTEL_METRICS_PATH="api")
 
     total_calls = CALLS + 2 * (CALLS // 10)
     assert report["measurements"] >= 4 * total_calls
@@ -93,8 +95,9 @@ def test_api_path_is_opt_in_and_still_exact() -> None:
 
 
 def test_pull_reader_falls_back_to_the_api_path() -> None:
-    """An InMemoryMetricReader is read on demand: modeltel records through the API, exactly."""
-    report, _, _ = _run("memory")
+    """An InMemoryMetricReader is read on demand: modeltel records through the API, exactly, and
+    says why once."""
+    report, _, _, stderr = _run("memory")
 
     total_calls = CALLS + 2 * (CALLS // 10)
     assert report["measurements"] >= 4 * total_calls
@@ -102,6 +105,7 @@ def test_pull_reader_falls_back_to_the_api_path() -> None:
     assert sum(got["ml.predictions"]) == sum(got["ref.predictions"]) == total_calls
     [ours], [ref] = got["ml.prediction.score"], got["ref.score"]
     assert ours == ref
+    assert stderr.count("InMemoryMetricReader collects on demand") == 1
 
 
 def test_app_sampler_predicted_no_span_for_unsampled_calls() -> None:
@@ -109,7 +113,7 @@ def test_app_sampler_predicted_no_span_for_unsampled_calls() -> None:
     the application's sampler keeps: roots at 1% (not 1% of 1%), every call under a sampled parent,
     none under an unsampled one; the application's spans inside predict follow their parents (none
     is exported without its predict span)."""
-    report, spans, _ = _run(
+    report, spans, _, _ = _run(
         "periodic", OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.01"
     )
 
@@ -128,3 +132,12 @@ def test_app_sampler_predicted_no_span_for_unsampled_calls() -> None:
     for s in inner:
         parent = by_id[s["parent_span_id"]]
         assert parent["name"] == "predict fast" and parent["trace_id"] == s["trace_id"]
+
+
+def test_app_sampler_of_its_own_keeps_the_sdk_path() -> None:
+    """A sampler modeltel cannot predict decides each call itself, as before: a span is created
+    for every call and none is exported."""
+    report, spans, _, _ = _run("periodic", APP_SAMPLER="own")
+
+    assert report["modeltel_spans_created"] == CALLS + 2 * (CALLS // 10)
+    assert not [s for s in spans if s["name"] == "predict fast"]
