@@ -10,7 +10,8 @@ sampled remote parent and as many under an unsampled one; then ``modeltel.shutdo
 one more count of the application's, flushed by the application. Beside modeltel, the application
 records the same scores, predictions and cost on instruments of its own, its plain-SDK reference.
 Prints one JSON line: what modeltel's flushes returned, how many measurements the application's
-SDK saw from modeltel, how many spans modeltel's tracer created, the remote parents' ids, and (memory
+SDK saw from modeltel, how many spans modeltel's tracer created, how many of the application's
+spans inside predict were unsampled and in how many traces, the remote parents' ids, and (memory
 reader) modeltel's and the reference's points.
 """
 
@@ -92,12 +93,16 @@ ref_cost = app_meter.create_counter("ref.cost")
 
 
 app_spans = [0]
+unsampled_trace_ids: list[int] = []
 
 
 @modeltel.instrument(model="fast", version="1", tenant="tenant", cost=0.25)
 def predict(features: dict[str, float], tenant: str) -> float:
     app_spans[0] += 1
-    with trace.get_tracer("app").start_as_current_span("inside predict"):
+    with trace.get_tracer("app").start_as_current_span("inside predict") as span:
+        inner = span.get_span_context()
+        if not inner.trace_flags.sampled:
+            unsampled_trace_ids.append(inner.trace_id)
         return features["s"]
 
 
@@ -153,6 +158,8 @@ def main() -> None:
         "flushed": flushes,
         "measurements": exemplars.modeltel,
         "modeltel_spans_created": ids.spans - app_spans[0],
+        "unsampled_inner": len(unsampled_trace_ids),
+        "unsampled_inner_traces": len(set(unsampled_trace_ids)),
         "sampled_parent": sampled,
         "unsampled_parent": unsampled,
         "points": points() if reader_kind == "memory" else None,

@@ -125,6 +125,9 @@ def test_app_sampler_predicted_no_span_for_unsampled_calls() -> None:
     assert len(under_sampled) == CALLS // 10
     assert {s["trace_id"] for s in under_sampled} == {sampled_parent["trace_id"]}
     assert not [s for s in spans if s["trace_id"] == report["unsampled_parent"]["trace_id"]]
+    # Under the SDK's own unsampled span each dropped call is a trace of its own: so it stays.
+    dropped_roots = CALLS - len([s for s in predicts if not s["parent_span_id"]])
+    assert report["unsampled_inner_traces"] == dropped_roots + 1  # + the unsampled remote parent's
     roots = [s for s in predicts if not s["parent_span_id"]]
     assert 1 <= len(roots) <= 60  # 20 expected of 2000 at 1%; 1% of 1% would be 0.2
     inner = [s for s in spans if s["name"] == "inside predict"]
