@@ -4,7 +4,8 @@ it as a subprocess.
 
 ``python app_fast_path_app.py CALLS READER``: READER is ``periodic`` (OTLP/HTTP on a timer that
 never fires in the run) or ``memory`` (an InMemoryMetricReader, read on demand); APP_SAMPLER=own
-gives the TracerProvider a sampler of the application's own, not one from ``OTEL_TRACES_SAMPLER*``. CALLS root
+gives the TracerProvider a sampler of the application's own, APP_VIEW=1 the MeterProvider a View
+re-bucketing ``ml.prediction.score``, not one from ``OTEL_TRACES_SAMPLER*``. CALLS root
 predictions in two halves, each followed by ``modeltel.force_flush()``; then CALLS / 10 under a
 sampled remote parent and as many under an unsampled one; then ``modeltel.shutdown()``, and
 one more count of the application's, flushed by the application. Beside modeltel, the application
@@ -27,6 +28,7 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExp
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.metrics import ExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
@@ -77,8 +79,11 @@ tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), schedu
 exemplars = CountingFilter()
 memory = InMemoryMetricReader()
 periodic = PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=HOUR_MS)
+views = [View(instrument_name="ml.prediction.score", aggregation=ExplicitBucketHistogramAggregation([0.5]))]
 meter_provider = MeterProvider(
-    metric_readers=[memory if reader_kind == "memory" else periodic], exemplar_filter=exemplars
+    metric_readers=[memory if reader_kind == "memory" else periodic],
+    exemplar_filter=exemplars,
+    views=views if os.environ.get("APP_VIEW") else (),
 )
 trace.set_tracer_provider(tracer_provider)
 metrics.set_meter_provider(meter_provider)

@@ -108,6 +108,17 @@ def test_pull_reader_falls_back_to_the_api_path() -> None:
     assert stderr.count("InMemoryMetricReader collects on demand") == 1
 
 
+def test_app_view_on_modeltel_metrics_still_applies() -> None:
+    """A View selecting one of modeltel's instruments sees every measurement: modeltel records
+    through the API, and says why once."""
+    report, _, points, stderr = _run("periodic", APP_VIEW="1")
+
+    assert report["measurements"] >= 4 * (CALLS + 2 * (CALLS // 10))
+    scores = [p for p in latest_points(points) if p["name"] == "ml.prediction.score"]
+    assert scores and {tuple(p["explicit_bounds"]) for p in scores} == {(0.5,)}
+    assert stderr.count("Views see measurements") == 1
+
+
 def test_app_sampler_predicted_no_span_for_unsampled_calls() -> None:
     """At 1% (parent-based, from OTEL_TRACES_SAMPLER*), modeltel creates a span only for the calls
     the application's sampler keeps: roots at 1% (not 1% of 1%), every call under a sampled parent,

@@ -10,14 +10,16 @@ application's resource. That needs the provider's readers and each reader's expo
 Traces: modeltel predicts the application's sampler as it does its own (see ``_sampling``) when
 the sampler is one the SDK's standard set and the provider's trace ids are the SDK's random ones.
 
-Whatever is unexpected (another SDK, a pull reader such as Prometheus's, a temporality or
-aggregation the local aggregates cannot produce, a layout this SDK version changed) raises
+Whatever is unexpected (another SDK, a pull reader such as Prometheus's, a View that may select
+modeltel's instruments, a temporality or aggregation the local aggregates cannot produce, a
+layout this SDK version changed) raises
 :class:`Unsupported` with the reason, or returns None: the caller then keeps today's path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from typing import Any
 
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, UpDownCounter
@@ -38,6 +40,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
+from modeltel import _names as n
 from modeltel._sampling import Gate, PresetOverIdGenerator, gate_for
 
 _LIMIT = (1 << 64) - 1
@@ -74,10 +77,25 @@ def app_metric_pipeline(provider: Any) -> AppMetricPipeline:
     readers = getattr(provider, "_metric_readers", None) or getattr(config, "metric_readers", None)
     if not isinstance(resource, Resource) or readers is None:
         raise Unsupported("this OpenTelemetry SDK keeps its metric readers where modeltel does not look")
+    for view in getattr(config, "views", None) or ():
+        if _may_select_ours(view):
+            raise Unsupported("one of its Views may select modeltel's metrics, and Views see measurements")
     mirrored = [_mirrored(reader) for reader in readers]
     if len(mirrored) > 1 and any(r.delta for r in mirrored):
         raise Unsupported("it has several metric readers, one with delta temporality")
     return AppMetricPipeline(resource, mirrored)
+
+
+def _may_select_ours(view: Any) -> bool:
+    """Whether ``view`` could apply to one of modeltel's instruments (meter ``modeltel``)."""
+    meter = getattr(view, "_meter_name", None)
+    pattern = getattr(view, "_instrument_name", None)
+    if meter not in (None, "modeltel"):
+        return False
+    return pattern is None or any(fnmatch(name, pattern) for name in _OUR_METRICS)
+
+
+_OUR_METRICS = tuple(v for k, v in vars(n).items() if k.startswith("M_") and isinstance(v, str))
 
 
 def _mirrored(reader: Any) -> MirroredReader:
