@@ -243,7 +243,9 @@ class Aggregator:
         with self._lock:
             cells = [_snapshot(c) for c in self._cells.values()]
             counters = [
-                (name, dict(attrs), v, int(start)) for (name, attrs), (v, start) in self._counters.items()
+                (name, dict(attrs), v, int(start))
+                for (name, attrs), (v, start) in self._counters.items()
+                if v or not delta  # a delta point only where something was added
             ]
             if delta:
                 self._reset(now)
