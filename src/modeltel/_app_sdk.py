@@ -8,12 +8,13 @@ and timeout (hence temporality), exporting modeltel's exact local aggregates und
 application's resource. That needs the provider's readers and each reader's exporter and timing.
 
 Traces: modeltel predicts the application's sampler as it does its own (see ``_sampling``) when
-the sampler is one the SDK's standard set and the provider's trace ids are the SDK's random ones.
+the sampler is one of the SDK's standard set and the provider's trace ids are the SDK's random
+ones. That needs the tracer's sampler and id generator, and ParentBased's delegates.
 
 Whatever is unexpected (another SDK, a pull reader such as Prometheus's, a View that may select
 modeltel's instruments, a temporality or aggregation the local aggregates cannot produce, a
-layout this SDK version changed) raises
-:class:`Unsupported` with the reason, or returns None: the caller then keeps today's path.
+layout this SDK version changed) raises :class:`Unsupported` with the reason, or returns None:
+the caller then keeps the per-record API path (metrics) or the SDK's own sampling (traces).
 """
 
 from __future__ import annotations
