@@ -226,6 +226,7 @@ def test_one_columnar_feature_record_per_batch_call() -> None:
     assert dict(log.attributes or {}) == {
         n.MODEL_NAME: "bm",
         n.MODEL_VERSION: "1",
+        n.PAYLOAD_HASH_RECIPE: 2,
         n.TENANT: "globex",
         n.PREDICTION_ID: p.prediction_id,
         n.OUTCOME: "ok",

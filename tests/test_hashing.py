@@ -276,3 +276,33 @@ def test_one_runtime_hashes_changing_payload_shapes_like_fresh_hashes() -> None:
     expected = [modeltel.payload_hash(p) for p in payloads + payloads[::-1]]
     assert hashes == expected
 
+
+def test_spans_and_records_say_which_recipe_made_the_hash() -> None:
+    """Spans, feature records and prediction records carry ml.payload.hash.recipe = 2 beside a
+    hash that recipe 2 recomputes; records name the recipe once per record, not per row."""
+    from modeltel import _names as n
+    from modeltel.testing import capture
+
+    @modeltel.instrument(model="recipe", version="1")
+    def predict(features: dict[str, object]) -> float:
+        return 0.5
+
+    payloads = [{"amount": float(i), "country": "DE" if i % 2 else "FR", "note": None} for i in range(5)]
+    with capture(feature_sample_rate=1.0) as c:
+        for payload in payloads:
+            predict(payload)
+        rows = c.prediction_rows()
+        spans = [s.attributes for s in c.spans if s.attributes]
+        features = [r.log_record.attributes for r in c.feature_records() if r.log_record.attributes]
+        records = [
+            r.log_record.attributes
+            for r in c.logs
+            if r.log_record.event_name == n.EVENT_RECORDS and r.log_record.attributes
+        ]
+    expected = [recipe2(p) for p in payloads]
+    assert [s["ml.payload.hash"] for s in spans] == expected
+    assert [r["payload_hash"] for r in rows] == expected
+    assert [f["ml.payload.hash"] for f in features] == expected
+    assert records
+    for attributes in [*spans, *features, *records]:
+        assert attributes["ml.payload.hash.recipe"] == 2
