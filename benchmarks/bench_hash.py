@@ -3,9 +3,10 @@
 Run: python benchmarks/bench_hash.py  (prints the best and the median of interleaved repeats, µs per call)
 
 The payloads are what a contract describes: 20 float features, and the same shape with
-categories (17 numbers, 2 strings, 1 bool), with an Optional feature set to None too. Each case
-cycles through a pool of distinct payloads of one shape, as a model's traffic does. A batch case
-hashes a list of dicts with categories (µs per row).
+categories (17 numbers, 2 strings, 1 bool), with an Optional feature set to None in all, half
+or none of the calls, and decoded JSON bodies (numbers as int or float at random, two Optional
+features: four kind patterns). Each case cycles through a pool of distinct payloads, as a
+model's traffic does. A batch case hashes a list of dicts with categories (µs per row).
 """
 
 from __future__ import annotations
@@ -47,6 +48,21 @@ def mixed_pool(rng: np.random.Generator, optional_none: float) -> list[dict[str,
     return rows
 
 
+def json_like_pool(rng: np.random.Generator) -> list[dict[str, Any]]:
+    """Decoded JSON bodies: each number an int or a float at random (JSON does not say which),
+    two Optional features each None in half the payloads (four kind patterns)."""
+    rows = []
+    for payload in mixed_pool(rng, optional_none=0.0):
+        for name, value in payload.items():
+            if type(value) is float and rng.uniform() < 0.5:
+                payload[name] = round(value * 100)
+        for name in ("f15", "f16"):
+            if rng.uniform() < 0.5:
+                payload[name] = None
+        rows.append(payload)
+    return rows
+
+
 def per_call(fn: Callable[[dict[str, Any]], Any], payloads: list[dict[str, Any]], number: int) -> float:
     """Mean seconds of one call over ``number`` calls cycling through ``payloads``."""
     inputs = list(islice(cycle(payloads), number))
@@ -71,6 +87,7 @@ def main() -> None:
         "mixed, 17 numbers + 2 str + 1 bool": mixed_pool(rng, optional_none=0.0),
         "mixed with a None": mixed_pool(rng, optional_none=1.0),
         "mixed, a None in half the calls": mixed_pool(rng, optional_none=0.5),
+        "JSON bodies: int or float, 2 Optional features": json_like_pool(rng),
     }
     cases: dict[str, Callable[[], float]] = {}
     for name, pool in pools.items():

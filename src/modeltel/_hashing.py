@@ -230,16 +230,29 @@ class _TypedPlan:
             return numbers + b"\xff".join([str.encode(t, "utf-8", "surrogatepass") for t in texts])
 
 
-def _kind(t: type) -> str | None:
-    """What a value of type ``t`` is in a typed payload; None: it makes the payload JSON."""
+def _kind(t: type) -> str:
+    """What a value of type ``t`` is in a typed payload; "" makes the payload JSON."""
     if t is type(None):
         return NONE
     if issubclass(t, str):
         return TEXT
-    # What struct's "d" accepts: floats and anything with __float__ or __index__ (numpy numbers).
-    if issubclass(t, float) or hasattr(t, "__float__") or hasattr(t, "__index__"):
+    # What struct's "d" accepts: anything with __float__ or __index__ (numpy numbers included).
+    if hasattr(t, "__float__") or hasattr(t, "__index__"):
         return NUMBER
-    return None
+    return ""
+
+
+class _Kinds(dict[type, str]):
+    """Kind by value type, found on first sight: a C-level lookup after that."""
+
+    def __missing__(self, t: type) -> str:
+        kind = _kind(t)
+        if len(self) < 1024:  # types seen are few; the cap guards against classes made at run time
+            self[t] = kind
+        return kind
+
+
+_kind_of = _Kinds().__getitem__
 
 
 # Payload shapes seen per process are few (one or two per model); the cap only guards against
@@ -264,8 +277,9 @@ class PayloadHasher:
         # BLAKE2b takes keys up to 64 bytes; longer secrets are pre-hashed to fit.
         self._key = raw if len(raw) <= 64 else hashlib.blake2b(raw).digest()
         self.recipe = recipe
-        # By (keys, value types) in the payload's order: the plan, or None for the JSON case.
-        self._plans: dict[tuple[tuple[Any, ...], tuple[type, ...]], _Plan | None] = {}
+        # By (keys, kinds) in the payload's order: the plan, or None for the JSON case. Kinds,
+        # not types: a JSON body's numbers come as int or float, and one plan serves them all.
+        self._plans: dict[tuple[tuple[Any, ...], str], _Plan | None] = {}
         self._last: _Plan | None = None  # the shape hashed last, tried first
         # The one before, tried second: an Optional feature that is None in some calls makes
         # traffic alternate between two shapes.
@@ -310,7 +324,7 @@ class PayloadHasher:
             else:
                 self._previous, self._last = self._last, plan
                 return self.digest(data, plan.seed)
-        shape = (tuple(features), tuple(map(type, features.values())))
+        shape = (tuple(features), "".join(map(_kind_of, map(type, features.values()))))
         plan = self._plans.get(shape, _UNSEEN)
         if plan is _UNSEEN:
             plan = self._plan(shape)
@@ -335,9 +349,8 @@ class PayloadHasher:
             return int.from_bytes(h.digest(), "big")
         return _xxh3(data, seed)
 
-    def _plan(self, shape: tuple[tuple[Any, ...], tuple[type, ...]]) -> _Plan | None:
-        keys, types = shape
-        plan = _new_plan(keys, types, self.recipe) if all(type(k) is str for k in keys) else None
+    def _plan(self, shape: tuple[tuple[Any, ...], str]) -> _Plan | None:
+        plan = _new_plan(*shape, self.recipe)
         if len(self._plans) < _MAX_PLANS:
             self._plans[shape] = plan
         return plan
@@ -346,13 +359,14 @@ class PayloadHasher:
         return (PayloadHasher, (self._key, self.recipe))
 
 
-def _new_plan(keys: tuple[str, ...], types: tuple[type, ...], recipe: int) -> _Plan | None:
-    by_key = dict(zip(keys, map(_kind, types), strict=True))
-    ordered = sorted(by_key)
-    kinds = [by_key[k] for k in ordered]
-    if None in kinds:
+def _new_plan(keys: tuple[Any, ...], kinds: str, recipe: int) -> _Plan | None:
+    """The plan of a payload with ``keys`` whose values are of ``kinds`` (both in the payload's
+    order); None for the JSON case."""
+    if len(kinds) != len(keys) or not all(type(k) is str for k in keys):  # a kind "": JSON
         return None
-    pattern = "".join(k for k in kinds if k is not None)
+    by_key = dict(zip(keys, kinds, strict=True))
+    ordered = sorted(by_key)
+    pattern = "".join(by_key[k] for k in ordered)
     if pattern == NUMBER * len(pattern):
         return _KeyPlan(ordered)
     return _TypedPlan(ordered, pattern) if recipe >= 2 else None
