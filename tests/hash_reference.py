@@ -21,10 +21,10 @@ def recipe2(payload: dict[str, Any], key: bytes = b"") -> str:
     keys = sorted(payload)
     kinds = "".join(kind(payload[k]) for k in keys)
     seed_text = "\x1f".join(keys) + ("" if kinds == "d" * len(kinds) else "\x1e" + kinds)
-    seed = xxhash.xxh3_64_intdigest(seed_text.encode("utf-8", "surrogatepass"))
+    seed = xxhash.xxh3_64_intdigest(seed_text.encode("utf-8", "backslashreplace"))
     pairs = list(zip(keys, kinds, strict=True))
     numbers = [float(payload[k]) for k, c in pairs if c == "d"]
-    texts = [payload[k].encode("utf-8", "surrogatepass") for k, c in pairs if c == "s"]
+    texts = [payload[k].encode("utf-8", "backslashreplace") for k, c in pairs if c == "s"]
     data = struct.pack(f"<{len(numbers)}d", *numbers) + b"\xff".join(texts)
     if key:
         digest = hashlib.blake2b(seed.to_bytes(8, "little") + data, key=key, digest_size=8).digest()

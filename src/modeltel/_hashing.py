@@ -4,7 +4,9 @@ Canonical form (documented in the README so a hash can be recomputed offline). T
 chosen by the payload's content, so one logical payload always takes the same one. This is
 recipe 2, which spans and records say in ``ml.payload.hash.recipe``; recipe 1 (records without
 that attribute, modeltel before recipe 2) had no typed case, so its numeric and JSON cases are
-these ones, and ``payload_hash(features, recipe=1)`` still computes it.
+these ones, and ``payload_hash(features, recipe=1)`` still computes it. Text (keys, strings) is
+UTF-8 in every case; a lone surrogate, which no UTF-8 can hold, is written as its ``\\udcXX``
+escape text, as ``str.encode("utf-8", "backslashreplace")`` does.
 
 **Numeric mappings** (string keys, every value a number: bool, int, float, numpy scalars; the
 usual model input, hashed without building text): ``xxh3_64(values, seed=xxh3_64(keys))`` where
@@ -18,9 +20,8 @@ string or None: a feature dict with categories): each sorted key has a kind, ``d
 those letters in key order. The hash is ``xxh3_64(numbers + texts, seed=xxh3_64(keys + "\\x1e"
 + kinds))`` where ``keys`` is the sorted keys joined by ``\\x1f``, ``numbers`` the numbers in key
 order as little-endian float64 (as above) and ``texts`` the strings in key order, each UTF-8,
-joined by the byte ``0xFF`` (which UTF-8 never contains, so the split is unambiguous). Text is
-encoded with Python's "surrogatepass" (a lone surrogate is kept as its 3-byte form, never an
-error). None adds no bytes: its place is in ``kinds``.
+joined by the byte ``0xFF`` (which UTF-8 never contains, so the split is unambiguous). None adds
+no bytes: its place is in ``kinds``.
 
 **Everything else** (nested values, lists, bytes, dates, non-string keys, pydantic models and
 dataclasses passed as such): ``xxh3_64`` (seed 0) of the payload normalised and written by
@@ -179,8 +180,8 @@ NUMBER, TEXT, NONE = "d", "s", "n"
 
 def kinds_seed(ordered: list[str], kinds: str) -> int:
     """The seed of a typed payload's hash (recipe 2): xxh3-64 of its sorted keys joined by
-    ``\\x1f``, then ``\\x1e`` and its kinds, as UTF-8 (lone surrogates kept, "surrogatepass")."""
-    return _xxh3(("\x1f".join(ordered) + "\x1e" + kinds).encode("utf-8", "surrogatepass"))
+    ``\\x1f``, then ``\\x1e`` and its kinds, as UTF-8 (lone surrogates as escape text)."""
+    return _xxh3(("\x1f".join(ordered) + "\x1e" + kinds).encode("utf-8", "backslashreplace"))
 
 
 def _tuple_of(keys: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -225,9 +226,9 @@ class _TypedPlan:
         try:
             # str.encode refuses anything but a str; 0xFF never occurs in UTF-8, so it separates.
             return numbers + b"\xff".join(map(str.encode, self.texts(features)))
-        except UnicodeEncodeError:  # a lone surrogate: kept as its 3-byte form
+        except UnicodeEncodeError:  # a lone surrogate: its escape text, as in the other cases
             texts = self.texts(features)
-            return numbers + b"\xff".join([str.encode(t, "utf-8", "surrogatepass") for t in texts])
+            return numbers + b"\xff".join([str.encode(t, "utf-8", "backslashreplace") for t in texts])
 
 
 def _kind(t: type) -> str:
