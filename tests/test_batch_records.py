@@ -18,6 +18,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 import modeltel
+from hash_reference import recipe2
 from modeltel import _names as n
 from modeltel._otlp_json import OtlpJsonFileLogExporter
 from modeltel._replay import feature_records
@@ -105,6 +106,54 @@ def test_keyed_hashes_match_single_rows() -> None:
     assert list(p.row_hashes) != [modeltel.payload_hash(r) for r in _as_rows(matrix)]
 
 
+def _mixed_rows(count: int) -> list[dict[str, Any]]:
+    """Rows with a category, a number and an Optional number that is sometimes None."""
+    values = np.random.default_rng(5).uniform(0, 1, count).tolist()
+    return [
+        {"zeta": v, "alpha": "DE" if v < 0.5 else "FR", "mid": None if v < 0.3 else int(v * 10)}
+        for v in values
+    ]
+
+
+def _mixed_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series([r[name] for r in rows], dtype=object) for name in NAMES}).astype(
+        {"zeta": float}
+    )
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda rows: rows,
+        lambda rows: _mixed_frame(rows),
+        lambda rows: np.array([[r[name] for name in NAMES] for r in rows], dtype=object),
+    ],
+    ids=["dicts", "dataframe", "object-ndarray"],
+)
+def test_rows_with_categories_hash_like_the_row_alone(make: Any) -> None:
+    """Batch rows with a category and an Optional feature (None in some rows): row i's hash is the
+    hash the same row gets passed alone to a single-row predict, and recipe 2's."""
+    rows = _mixed_rows(64)
+    features = make(rows)
+    score = _scorer(columns=NAMES)
+
+    @modeltel.instrument(model="single", version="1")
+    def single(row: dict[str, Any]) -> float:
+        return 0.5
+
+    alone = []
+    with capture():
+        score(features)
+        p = modeltel.current_prediction()
+        for row in rows:
+            single(row)
+            one = modeltel.current_prediction()
+            assert one is not None
+            alone.append(one.payload_hash)
+    assert p is not None
+    assert list(p.row_hashes) == alone == [recipe2(r) for r in rows]
+
+
 # ---------------------------------------------------------------- sampling
 
 
@@ -177,6 +226,7 @@ def test_one_columnar_feature_record_per_batch_call() -> None:
     assert dict(log.attributes or {}) == {
         n.MODEL_NAME: "bm",
         n.MODEL_VERSION: "1",
+        n.PAYLOAD_HASH_RECIPE: 2,
         n.TENANT: "globex",
         n.PREDICTION_ID: p.prediction_id,
         n.OUTCOME: "ok",

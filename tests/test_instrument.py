@@ -34,6 +34,7 @@ def test_span_carries_model_tenant_id_hash_score_and_decision(cap: Capture) -> N
         "ml.tenant": "acme",
         "ml.prediction.id": p.prediction_id,
         "ml.payload.hash": modeltel.payload_hash({"amount": 70.0}),
+        "ml.payload.hash.recipe": 2,
         "ml.prediction.score": 0.7,
         "ml.decision": "review",
         "ml.outcome": "ok",

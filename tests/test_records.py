@@ -33,6 +33,7 @@ def test_every_call_gets_one_row_with_its_identity() -> None:
     assert dict(rec.log_record.attributes or {}) == {
         "ml.model.name": "rec",
         "ml.model.version": "3",
+        "ml.payload.hash.recipe": 2,
         "ml.model.owner": "risk",
     }
     assert "features" not in repr(rec.log_record.body)

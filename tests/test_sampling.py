@@ -52,6 +52,7 @@ def test_records_carry_features_and_identity() -> None:
     assert dict(rec.log_record.attributes or {}) == {
         "ml.model.name": "s",
         "ml.model.version": "2",
+        "ml.payload.hash.recipe": 2,
         "ml.tenant": "",
         "ml.prediction.id": p.prediction_id,
         "ml.payload.hash": p.payload_hash,

@@ -48,7 +48,7 @@ import orjson
 from opentelemetry._logs import SeverityNumber
 
 from modeltel import _names as n
-from modeltel._hashing import normalize, utf8_text
+from modeltel._hashing import RECIPE, normalize, utf8_text
 from modeltel._records import decoded_body, json_text
 
 if TYPE_CHECKING:
@@ -120,6 +120,7 @@ def _call_attributes(b: Bound, p: Prediction) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         n.MODEL_NAME: b.plan.model,
         n.MODEL_VERSION: b.plan.version,
+        n.PAYLOAD_HASH_RECIPE: RECIPE,
         n.TENANT: p.tenant,
         n.PREDICTION_ID: p.prediction_id,
         n.OUTCOME: p.outcome,

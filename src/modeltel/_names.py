@@ -13,6 +13,8 @@ MODEL_VERSION: Final = "ml.model.version"
 TENANT: Final = "ml.tenant"
 PREDICTION_ID: Final = "ml.prediction.id"
 PAYLOAD_HASH: Final = "ml.payload.hash"
+# Which recipe made ml.payload.hash (see _hashing); a per-plan constant, absent before recipe 2.
+PAYLOAD_HASH_RECIPE: Final = "ml.payload.hash.recipe"
 SCORE: Final = "ml.prediction.score"
 OUTCOME: Final = "ml.outcome"
 DECISION: Final = "ml.decision"

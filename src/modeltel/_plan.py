@@ -14,6 +14,7 @@ from modeltel import _names as n
 from modeltel._binding import Getter
 from modeltel._config import UNDECLARED_POLICIES
 from modeltel._errors import ConfigurationError
+from modeltel._hashing import RECIPE
 from modeltel._runtime import Runtime
 from modeltel._tenants import clean_tenant
 
@@ -96,7 +97,11 @@ class Plan:
         self.sensitive = frozenset(sensitive) | contract_sensitive
         self.undeclared_features = undeclared_features
         self.targets = dict(targets or {})
-        self.span_attrs: dict[str, Any] = {n.MODEL_NAME: model, n.MODEL_VERSION: self.version}
+        self.span_attrs: dict[str, Any] = {
+            n.MODEL_NAME: model,
+            n.MODEL_VERSION: self.version,
+            n.PAYLOAD_HASH_RECIPE: RECIPE,
+        }
         if self.contract is not None:
             self.span_attrs[n.CONTRACT_VERSION] = self.contract.version
         self.span_attrs.update({f"ml.model.{k}": v for k, v in self.targets.items() if v is not None})

@@ -39,6 +39,7 @@ from opentelemetry._logs import SeverityNumber
 
 from modeltel import _forksafe
 from modeltel import _names as n
+from modeltel._hashing import RECIPE
 from modeltel._internal import handle_internal_errors
 
 FLUSH_AT = 2048
@@ -349,7 +350,7 @@ class RecordSink:
         with self._lock:
             buffer = self.buffers.get(key)
             if buffer is None:
-                attrs = {n.MODEL_NAME: model, n.MODEL_VERSION: version}
+                attrs = {n.MODEL_NAME: model, n.MODEL_VERSION: version, n.PAYLOAD_HASH_RECIPE: RECIPE}
                 attrs.update({f"ml.model.{k}": v for k, v in targets.items() if v is not None})
                 buffer = self.buffers[key] = RecordBuffer(self, attrs)
             self._start()
