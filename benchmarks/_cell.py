@@ -24,7 +24,7 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import cycle, islice
 from typing import Any, Literal
 
@@ -147,8 +147,8 @@ def hand_written(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def modeltel_full(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """ "modeltel full": contract with a categorical, payload hash, 1% feature sample, rate limit
-    and budget, cost, a per-call prediction record."""
+    """modeltel full: a contract with a categorical, payload hash, 1% feature sample, a rate limit
+    and a budget, cost, a per-call prediction record."""
     import modeltel
 
     modeltel.configure(feature_sample_rate=0.01, cost_per_1k=0.40)
@@ -180,19 +180,14 @@ class DropWatch(logging.Handler):
 
 
 def flusher(impl: str, providers: list[Any]) -> Callable[[], bool]:
-    """Flush every pipeline: modeltel's (when measured) and each application provider."""
+    """Flush every pipeline: modeltel's (when measured), then each application provider; True
+    when every flush succeeded (all of them run either way)."""
+    flushes: list[Callable[[], bool]] = [provider.force_flush for provider in providers]
+    if impl == "modeltel":
+        import modeltel
 
-    def flush() -> bool:
-        ok = True
-        if impl == "modeltel":
-            import modeltel
-
-            ok = modeltel.force_flush() is not False
-        for provider in providers:
-            ok = provider.force_flush() is not False and ok
-        return ok
-
-    return flush
+        flushes.insert(0, modeltel.force_flush)
+    return lambda: all([flush() for flush in flushes])
 
 
 def calls(fn: Callable[..., Any], pool: list[dict[str, Any]], n: int) -> None:
@@ -212,10 +207,6 @@ def timed(
     return {"cpu_s": cpu / n, "wall_s": wall / n, "flushed": flushed}
 
 
-def rotated(pool: list[dict[str, Any]], start: int) -> Iterator[dict[str, Any]]:
-    return islice(cycle(pool), start, start + len(pool))
-
-
 def run_cell(impl: str, owner: str, n: int, warmup: int) -> dict[str, Any]:
     """Set the cell up, warm it up (imports, caches, first export), time it."""
     watch = DropWatch()
@@ -229,7 +220,8 @@ def run_cell(impl: str, owner: str, n: int, warmup: int) -> dict[str, Any]:
     calls(fn, pool, warmup)
     flush()
     # The timed calls continue where the warm-up stopped, so they see fresh payloads.
-    result = timed(fn, list(rotated(pool, warmup)), n, flush)
+    start = warmup % len(pool)
+    result = timed(fn, pool[start:] + pool[:start], n, flush)
     return {**result, "impl": impl, "owner": owner, "calls": n, "warmup": warmup, "drops": sorted(watch.seen)}
 
 

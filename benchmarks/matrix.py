@@ -238,31 +238,28 @@ def ratio_text(mine: Runs, theirs: Runs) -> str:
     return text if len(ratios) == 1 else f"{text} ({min(ratios):.2f}-{max(ratios):.2f})"
 
 
+def peer_cells(mine: Runs, ratio: str, peer: Runs | None, skip: str) -> list[str]:
+    """ddtrace's figure and modeltel's ratio to it, beside the 100% rows."""
+    if ratio != "100%":
+        return ["—", "—"]
+    if peer is None:
+        return [f"skipped: {skip}", "—"]
+    return [us(statistics.median(peer.cpu)), ratio_text(mine, peer)]
+
+
 def matrix_table(runs: dict[Cell, Runs], ddtrace_skip: str) -> list[str]:
     lines = [
         "| providers installed by | traces | hand-written OTel | modeltel full | modeltel ÷ hand-written "
-        "| ddtrace (peer) |",
-        "|---|---|---:|---:|---:|---:|",
+        "| ddtrace (peer) | modeltel ÷ ddtrace |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     peer = runs.get(Cell(DDTRACE, DDTRACE, "100%"))
     for ratio in RATIOS:
         hand = runs[Cell(HAND, "app", ratio)]
         for owner, label in OWNERS.items():
             mine = runs[Cell(MODELTEL, owner, ratio)]
-            if ratio != "100%":
-                ddtrace = "—"
-            elif peer is None:
-                ddtrace = f"skipped: {ddtrace_skip}"
-            else:
-                ddtrace = f"{us(statistics.median(peer.cpu))} (modeltel ÷ ddtrace {ratio_text(mine, peer)})"
-            cells = [
-                label,
-                ratio,
-                us(statistics.median(hand.cpu)),
-                us(statistics.median(mine.cpu)),
-                ratio_text(mine, hand),
-                ddtrace,
-            ]
+            cells = [label, ratio, us(statistics.median(hand.cpu)), us(statistics.median(mine.cpu))]
+            cells += [ratio_text(mine, hand), *peer_cells(mine, ratio, peer, ddtrace_skip)]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 
