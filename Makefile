@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-oldest lint bench redis clean
+.PHONY: demo test test-oldest lint bench ddtrace-venv redis clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,11 +44,26 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[test,bench]'
 	rm -f $(VENV)/.bench-installed-* && touch $@
 
-bench: $(BENCH_STAMP) redis  ## overhead tables: modeltel vs bare, hand-written OTel, Logfire; Redis limits backend
+# ddtrace, the peer of the benchmark matrix, in a virtualenv of its own: it patches what it can
+# reach, so it never shares a process or an install with modeltel.
+DDTRACE_VENV := .venv-ddtrace
+DDTRACE_STAMP := $(DDTRACE_VENV)/.installed
+
+$(DDTRACE_STAMP):
+	$(PYTHON) -m venv $(DDTRACE_VENV)
+	$(DDTRACE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DDTRACE_VENV)/bin/python -m pip install -q 'ddtrace>=4,<5'
+	touch $@
+
+ddtrace-venv: $(DDTRACE_STAMP)  ## ddtrace in .venv-ddtrace, for the benchmark matrix's peer row
+
+bench: $(BENCH_STAMP) $(DDTRACE_STAMP) redis  ## overhead tables, the providers x sampling matrix, FastAPI latency
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/matrix.py --ddtrace-python $(DDTRACE_VENV)/bin/python
+	$(PY) benchmarks/serving.py
 
 redis:  # servers the tests start: redis-server (limits), prometheus + promtool (alert rules); root installs them
 	@command -v redis-server >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq redis-server prometheus >/dev/null; } || echo "redis-server/prometheus not installed: those tests will be skipped"
 
 clean:
-	rm -rf $(VENV) .venv-oldest .pytest_cache .mypy_cache .ruff_cache telemetry
+	rm -rf $(VENV) .venv-oldest $(DDTRACE_VENV) .pytest_cache .mypy_cache .ruff_cache telemetry

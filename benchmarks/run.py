@@ -12,6 +12,10 @@ export's CPU is counted, the network is not. Wall-clock is shown beside it. Case
 within each repeat so load on the machine slows them alike; a figure is the median over repeats,
 an overhead or ratio the median of the per-repeat values.
 
+This script measures modeltel owning the providers, in one process. ``matrix.py`` measures the
+setups users deploy (the application's own providers, 100% and 1% traces) with a real OTLP/HTTP
+export, one process per cell; ``serving.py`` the FastAPI example's added HTTP latency.
+
 Peers and backends measured when present: Pydantic Logfire's ``@logfire.instrument`` (extra
 ``bench``), and modeltel with the Redis limits backend against a redis-server this script starts
 on a free port (``redis-server`` on PATH). Missing ones are shown as skipped rows.
