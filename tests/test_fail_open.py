@@ -52,6 +52,7 @@ def test_strict_mode_makes_our_bugs_loud() -> None:
 
 def test_failed_exports_are_counted(tmp_path: object) -> None:
     """A span exporter that fails has its spans counted in modeltel.export.failures."""
+    from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
     from modeltel import _names as n
@@ -62,7 +63,8 @@ def test_failed_exports_are_counted(tmp_path: object) -> None:
             return SpanExportResult.FAILURE
 
     before = export_failures.snapshot().get("traces", 0)
-    assert GuardedSpanExporter(Refusing()).export([object(), object()]) is SpanExportResult.FAILURE  # type: ignore[list-item]
+    spans = [ReadableSpan(name="predict m"), ReadableSpan(name="predict m")]
+    assert GuardedSpanExporter(Refusing()).export(spans) is SpanExportResult.FAILURE
     assert export_failures.snapshot()["traces"] == before + 2
     with capture() as c:
         assert c.counter(n.M_EXPORT_FAILURES, signal="traces") == before + 2
