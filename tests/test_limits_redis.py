@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import os
+import pickle
 import random
 import select
 import socket
@@ -23,7 +24,7 @@ from modeltel import ConfigurationError
 from modeltel._limits import Admission, Limiter, parse_budgets, parse_rate_limits
 from modeltel._limits._budget import window_bounds
 from modeltel._limits._scripts import CALENDAR_LUA
-from redis_server import RedisServer, free_port, process_storm, redis_server
+from redis_server import RedisServer, free_port, process_decisions, process_storm, redis_server
 
 pytestmark = pytest.mark.redis
 
@@ -34,8 +35,8 @@ SLACK = 0.05
 class FakeClock:
     """Drives the circuit breaker's cooldown without waiting for it."""
 
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
 
     def __call__(self) -> float:
         return self.now
@@ -52,6 +53,12 @@ def own_server() -> Iterator[RedisServer]:
     """A server this test may stop and restart."""
     with redis_server() as srv:
         yield srv
+
+
+@pytest.fixture
+def client_of_own(own_server: RedisServer) -> Iterator[redis.Redis]:
+    with own_server.client() as c:
+        yield c
 
 
 @pytest.fixture
@@ -458,3 +465,80 @@ def test_forked_child_opens_its_own_connection(server: RedisServer) -> None:
     assert (after.allowed, after.degraded) == (True, False)
     assert lim.admit("acme").reason == "rate_limited"
     lim.close()
+
+
+# -- budgets across restarts, hangs and start-up ------------------------------------------------
+
+
+def until_redis_decides(lim: Limiter, clock: FakeClock, tenant: str, cost: float) -> list[Admission]:
+    """Let the breaker's cooldown pass and call until Redis decides again (deadline 30 s)."""
+    clock.now += 1.0
+    decisions = [lim.admit(tenant, cost)]
+    deadline = time.monotonic() + 30
+    while decisions[-1].degraded and time.monotonic() < deadline:
+        clock.now += 1.0
+        decisions.append(lim.admit(tenant, cost))
+    assert not decisions[-1].degraded, "Redis never decided again"
+    return decisions
+
+
+@pytest.mark.parametrize("policy", ["closed", "local", "open"])
+def test_budget_survives_a_redis_restart_without_persistence(own_server: RedisServer, policy: str) -> None:
+    """Budget 100 at cost 1, 60 spent, then redis-server restarted empty mid-window: local and
+    closed admit exactly 100 in all; open exceeds 100 only by what it admitted while Redis was away."""
+    clock = FakeClock(time.time())
+    lim = make(own_server.url, budgets="acme=100/day", on_error=policy, timeout_s=0.2, clock=clock)
+    before = [lim.admit("acme", 1.0) for _ in range(60)]
+    assert all(a.allowed and not a.degraded for a in before)
+    own_server.stop()
+    away = [lim.admit("acme", 1.0) for _ in range(150)]
+    assert all(a.degraded for a in away)
+    own_server.start()  # same port, no data: the budget's ledger is gone
+    after = until_redis_decides(lim, clock, "acme", 1.0) + [lim.admit("acme", 1.0) for _ in range(150)]
+    admitted_away = sum(a.allowed for a in away)
+    total = len(before) + admitted_away + sum(a.allowed for a in after)
+    if policy == "open":
+        assert admitted_away == 150
+        assert total == 60 + admitted_away  # what open admitted is charged once Redis is back
+    else:
+        assert total == 100
+    lim.close()
+
+
+def test_budget_survives_a_hung_redis_under_local(own_server: RedisServer) -> None:
+    """Budget 100 at cost 1, 60 spent, then redis-server frozen (SIGSTOP) and thawed (SIGCONT):
+    the local fallback admits only what was left, and Redis, back, knows what it admitted."""
+    clock = FakeClock(time.time())
+    lim = make(own_server.url, budgets="acme=100/day", on_error="local", timeout_s=0.05, clock=clock)
+    before = [lim.admit("acme", 1.0) for _ in range(60)]
+    own_server.pause()
+    try:
+        hung = [lim.admit("acme", 1.0) for _ in range(100)]
+    finally:
+        own_server.resume()
+    assert all(a.degraded for a in hung)
+    after = until_redis_decides(lim, clock, "acme", 1.0) + [lim.admit("acme", 1.0) for _ in range(100)]
+    assert sum(a.allowed for a in before + hung + after) == 100
+    assert sum(a.allowed for a in hung) == 40
+    lim.close()
+
+
+@pytest.mark.parametrize("policy", ["local", "closed"])
+def test_processes_starting_together_never_overspend(
+    own_server: RedisServer, client_of_own: redis.Redis, policy: str
+) -> None:
+    """5 processes starting at once (importing modeltel, configuring, calling at once) against a
+    Redis that has not seen modeltel's scripts, budget 53 at cost 1, the default 5 ms timeout:
+    never more than 53 admitted, every process's first call decided by Redis, and no call paid
+    for setting up (each was one EVALSHA that found its script), in every repetition."""
+    for _ in range(4):
+        lim = make(own_server.url, budgets="*=53/day", on_error=policy, timeout_s=0.005, replicas_hint=5)
+        client_of_own.script_flush()
+        client_of_own.config_resetstat()
+        decisions = process_decisions(pickle.dumps(lim), "acme", processes=5, calls=20, cost=1.0)
+        assert sum(admitted for admitted, _ in decisions) <= 53
+        assert [first_degraded for _, first_degraded in decisions] == [False] * 5
+        commands = client_of_own.info("commandstats")
+        assert "cmdstat_eval" not in commands
+        assert commands["cmdstat_evalsha"]["failed_calls"] == 0  # no NOSCRIPT
+        lim.close()

@@ -43,6 +43,8 @@ class Admission:
     """Internal: settle against the in-process store rather than the shared backend."""
     committed: bool = False
     """Internal: ``reserved`` was charged as spend at admit (no lease); settle adjusts it."""
+    epoch: str = ""
+    """Internal: the identity of the Redis ledger the reservation was made in."""
 
 
 ALLOWED: Final = Admission(allowed=True)

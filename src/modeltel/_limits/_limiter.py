@@ -20,6 +20,7 @@ from modeltel._limits._budget import BudgetRule, compile_budget, to_units
 from modeltel._limits._decision import ALLOWED, NO_BUDGET, Admission, LimiterStats
 from modeltel._limits._gcra import NS_PER_S, US_PER_S, RateRule, compile_rate
 from modeltel._limits._memory import MemoryStore
+from modeltel._limits._replica import Ledger, ReplicaArgs, ReplicaSpend, Sent
 from modeltel._limits._spec import Budget, Rate
 
 if TYPE_CHECKING:
@@ -118,9 +119,11 @@ class Limiter:
         self._local_rules = self._rules
         self._remote: RedisStore | None = None
         self._breaker = CircuitBreaker(clock=clock or time.monotonic)
+        self._spend = ReplicaSpend(replicas=replicas_hint, max_tenants=max_tenants, wall=clock or time.time)
         if shared and self.enabled:
             self._local_rules = _Rules(rates, budgets, NS_PER_S, replicas_hint)
             self._remote = _redis_store(backend, scope, timeout_s, lease_s, self._script_loaded)
+            self._remote.connect()
         _forksafe.register(self)
 
     # -- admit ---------------------------------------------------------------------------------
@@ -152,11 +155,12 @@ class Limiter:
                 return self._local.admit(tenant, rate, budget, units, commit)
             if not self._breaker.allow():
                 return self._short_circuit(tenant, units)
+            sent = self._spend.send_admit(tenant, units) if budget is not None else None
             try:
-                admission = self._remote.admit(tenant, rate, budget, units)
+                admission, ledger = self._remote.admit(tenant, rate, budget, units, _args(sent))
             except BaseException as exc:
-                return self._failed(exc, tenant, units)
-            return self._succeeded(admission)
+                return self._failed(exc, tenant, units, sent)
+            return self._succeeded(admission, ledger, sent)
         except Exception:
             return self._internal_error()
 
@@ -171,21 +175,29 @@ class Limiter:
             units = to_units(cost) if budget is not None else 0
             if not self._breaker.allow():
                 return self._short_circuit(tenant, units)
+            sent = self._spend.send_admit(tenant, units) if budget is not None else None
             try:
-                admission = await self._remote.admit_async(tenant, rate, budget, units)
+                admission, ledger = await self._remote.admit_async(tenant, rate, budget, units, _args(sent))
             except BaseException as exc:
-                return self._failed(exc, tenant, units)
-            return self._succeeded(admission)
+                return self._failed(exc, tenant, units, sent)
+            return self._succeeded(admission, ledger, sent)
         except Exception:
             return self._internal_error()
 
-    def _succeeded(self, admission: Admission) -> Admission:
+    def _succeeded(self, admission: Admission, ledger: Ledger | None, sent: Sent | None) -> Admission:
         self._breaker.success()
+        if sent is not None:
+            if ledger is None:  # the rate said no before the script reached the budget
+                self._spend.failed(sent)
+            else:
+                self._spend.answered(sent, ledger, admission.allowed)
         with self._local.lock:
             self.stats.count(admission)
         return admission
 
-    def _failed(self, exc: BaseException, tenant: str, units: int) -> Admission:
+    def _failed(self, exc: BaseException, tenant: str, units: int, sent: Sent | None) -> Admission:
+        if sent is not None:
+            self._spend.failed(sent)
         if not isinstance(exc, Exception):
             self._breaker.abandon()
             raise exc  # cancellation or interrupt: the caller's, not ours to swallow
@@ -198,14 +210,40 @@ class Limiter:
         return self._degraded(tenant, units)
 
     def _degraded(self, tenant: str, units: int) -> Admission:
+        budget = self._rules.budgets.get(tenant, self._rules.budget_any)
         if self._policy == "local":
-            rate, budget = self._local_rules.lookup(tenant)
-            return self._local.admit(tenant, rate, budget, units if budget is not None else 0)
-        admission = (
-            DEGRADED_OPEN if self._policy == "open" else closed_denial(tenant, self._breaker.retry_after())
-        )
+            return self._degraded_local(tenant, budget, units)
+        if self._policy == "open":
+            admission = DEGRADED_OPEN
+            if budget is not None and units:
+                self._spend.charge(tenant, budget, units)  # Redis learns it once back
+        else:
+            admission = closed_denial(tenant, self._breaker.retry_after())
         with self._local.lock:
             self.stats.count(admission)
+        return admission
+
+    def _degraded_local(self, tenant: str, budget: BudgetRule | None, units: int) -> Admission:
+        """Rates from the in-process limiter (divided by replicas); the budget from this replica's
+        share of what Redis last said was left (``_replica``)."""
+        rate = self._local_rules.rates.get(tenant, self._local_rules.rate_any)
+        if budget is None:
+            return self._local.admit(tenant, rate, None, 0)
+        admission = self._spend.admit_local(tenant, budget, units)
+        if not admission.allowed:
+            with self._local.lock:
+                self.stats.count(admission)
+                self.stats.local_fallbacks += 1
+            return admission
+        if rate is not None:
+            rated = self._local.admit(tenant, rate, None, 0)  # counts the decision
+            if not rated.allowed:
+                self._spend.settled(admission, 0)
+                return rated
+        else:
+            with self._local.lock:
+                self.stats.count(admission)
+                self.stats.local_fallbacks += 1
         return admission
 
     # -- settle / release ------------------------------------------------------------------------
@@ -218,17 +256,22 @@ class Limiter:
             units = to_units(actual_cost)
             if admission.committed and units == admission.reserved:
                 return  # charged at admit, and that was the actual cost
-            if self._remote is None or admission.local:
+            if self._remote is None:
                 self._local.settle(admission, units)
-            elif self._breaker.allow():
-                try:
-                    self._remote.settle(admission, units)
-                except BaseException as exc:
-                    self._settle_failed(exc)
-                else:
-                    self._breaker.success()
+                return
+            self._spend.settled(admission, units)
+            if admission.local or (not admission.lease and not units):
+                return
+            if not self._breaker.allow():
+                self._settle_lost(admission, units)
+                return
+            sent = self._spend.send_settle(admission)
+            try:
+                epoch = self._remote.settle(admission, units, sent.args)
+            except BaseException as exc:
+                self._settle_failed(exc, admission, units, sent)
             else:
-                self._settle_lost()
+                self._remote_settled(sent, epoch)
         except Exception:
             self._internal_error()
 
@@ -243,15 +286,19 @@ class Limiter:
             return
         try:
             units = to_units(actual_cost)
-            if not self._breaker.allow():
-                self._settle_lost()
+            self._spend.settled(admission, units)
+            if not admission.lease and not units:
                 return
+            if not self._breaker.allow():
+                self._settle_lost(admission, units)
+                return
+            sent = self._spend.send_settle(admission)
             try:
-                await self._remote.settle_async(admission, units)
+                epoch = await self._remote.settle_async(admission, units, sent.args)
             except BaseException as exc:
-                self._settle_failed(exc)
+                self._settle_failed(exc, admission, units, sent)
             else:
-                self._breaker.success()
+                self._remote_settled(sent, epoch)
         except Exception:
             self._internal_error()
 
@@ -259,14 +306,20 @@ class Limiter:
         """``release`` for coroutines."""
         await self.settle_async(admission, 0.0)
 
-    def _settle_failed(self, exc: BaseException) -> None:
+    def _remote_settled(self, sent: Sent, epoch: str | None) -> None:
+        self._breaker.success()
+        self._spend.settled_remote(sent, epoch)
+
+    def _settle_failed(self, exc: BaseException, admission: Admission, units: int, sent: Sent) -> None:
+        self._spend.failed(sent)
         if not isinstance(exc, Exception):
             self._breaker.abandon()
             raise exc
         self._backend_error()
-        self._settle_lost()
+        self._settle_lost(admission, units)
 
-    def _settle_lost(self) -> None:
+    def _settle_lost(self, admission: Admission, units: int) -> None:
+        self._spend.settle_lost(admission, units)
         with self._local.lock:
             self.stats.settle_errors += 1
 
@@ -308,6 +361,7 @@ class Limiter:
     def _after_fork(self) -> None:
         self._local.after_fork()
         self._breaker.after_fork()
+        self._spend.after_fork()
         if self._remote is not None:
             self._remote.after_fork()
 
@@ -317,6 +371,10 @@ class Limiter:
     def __setstate__(self, config: dict[str, Any]) -> None:
         self._config = config
         self._build(**config)
+
+
+def _args(sent: Sent | None) -> ReplicaArgs:
+    return sent.args if sent is not None else ("", "", 0, 0, 0)
 
 
 def _redis_store(

@@ -1,0 +1,231 @@
+"""What this replica has spent of each tenant's budget, so that a lost Redis ledger is rebuilt.
+
+Redis holds the shared ledger; each replica also keeps, per tenant, its own view of the current
+window: ``own`` (what it charged there, through Redis or not), ``seen`` (the ledger's total in
+the last answer it got), ``epoch`` (the identity of that ledger) and ``unsynced`` (what it
+charged while Redis was unavailable and Redis has not been told yet). Every admit and settle
+sends these along in its one script call (see ``_scripts``), so:
+
+* a ledger Redis lost (restart without persistence, failover, flush) is detected by its new
+  epoch and rebuilt from each replica's ``own`` and ``seen`` on that replica's next call, in
+  the same atomic step that decides it;
+* what the ``local`` fallback or ``open`` admitted while Redis was away is added on the first
+  call that reaches Redis again;
+* the ``local`` fallback starts from what was left when Redis last answered: it admits while
+  ``seen + replicas * (unsynced + cost) <= amount``, i.e. this replica's share of the rest.
+
+``unsynced`` sent with a call is moved to ``transit`` until the answer, and back if the call
+fails: a concurrent call never sends it twice, and the fallback still counts it meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from modeltel._limits._budget import BudgetRule, from_units, window_bounds
+from modeltel._limits._decision import BUDGET_EXCEEDED, NO_BUDGET, Admission
+
+# (window start, epoch, own, seen, unsynced) as script arguments; '' = nothing known.
+ReplicaArgs = tuple[str, str, int, int, int]
+_NOTHING: ReplicaArgs = ("", "", 0, 0, 0)
+
+
+class Ledger(NamedTuple):
+    """A tenant's budget ledger as an admit left it: window, its end, epoch, total used."""
+
+    window: int
+    end: int
+    epoch: str
+    used: int
+
+
+class _Spend:
+    __slots__ = ("end", "epoch", "own", "seen", "start", "transit", "unsynced")
+
+    def __init__(self, start: int, end: int) -> None:
+        self.start = start
+        self.end = end
+        self.epoch = ""
+        self.own = 0
+        self.seen = 0
+        self.unsynced = 0
+        self.transit = 0
+
+
+@dataclass(slots=True)
+class Sent:
+    """One call's share of a tenant's spend record: what was sent, to settle up on the answer."""
+
+    tenant: str
+    window: int
+    cost: int
+    taken: int
+    args: ReplicaArgs
+
+
+class ReplicaSpend:
+    """Per-tenant spend records of this replica (at most ``max_tenants``, oldest dropped)."""
+
+    def __init__(self, *, replicas: int, max_tenants: int, wall: Callable[[], float]) -> None:
+        self._replicas = replicas
+        self._cap = max(1, max_tenants)
+        self._wall = wall
+        self.after_fork()
+        self._table: OrderedDict[str, _Spend] = OrderedDict()
+
+    def after_fork(self) -> None:
+        """A child has spent nothing yet: keep what the parent saw, forget what it spent."""
+        self._lock = threading.Lock()
+        self._leases = 0
+        for spend in getattr(self, "_table", {}).values():
+            spend.own = spend.unsynced = spend.transit = 0
+
+    # -- calls that reach Redis ---------------------------------------------------------------
+
+    def send_admit(self, tenant: str, cost: int) -> Sent:
+        """Arguments for an admit of ``cost``; counts it in ``own`` until told otherwise."""
+        with self._lock:
+            spend = self._table.get(tenant)
+            if spend is None:
+                return Sent(tenant, NO_BUDGET, cost, 0, _NOTHING)
+            sent = self._take(tenant, spend, cost)
+            spend.own += cost
+            return sent
+
+    def send_settle(self, admission: Admission) -> Sent:
+        """Arguments for a settle (after ``settled``)."""
+        with self._lock:
+            spend = self._table.get(admission.tenant)
+            if spend is None or spend.start != admission.window:
+                return Sent(admission.tenant, NO_BUDGET, 0, 0, _NOTHING)
+            return self._take(admission.tenant, spend, 0)
+
+    def _take(self, tenant: str, spend: _Spend, cost: int) -> Sent:
+        taken, spend.unsynced = spend.unsynced, 0
+        spend.transit += taken
+        args = (str(spend.start), spend.epoch, spend.own, spend.seen, taken)
+        return Sent(tenant, spend.start, cost, taken, args)
+
+    def answered(self, sent: Sent, ledger: Ledger, charged: bool) -> None:
+        """Redis answered an admit with ``ledger``; ``charged``: the call's cost was admitted."""
+        window = ledger.window
+        with self._lock:
+            spend = self._table.get(sent.tenant)
+            counted = spend is not None and spend.start == sent.window  # see send_admit
+            if spend is not None and counted:
+                spend.transit -= sent.taken  # Redis has it now, one way or the other
+                if not charged:
+                    spend.own -= sent.cost
+            if spend is None or window > spend.start:
+                spend = self._insert(sent.tenant, window, ledger.end)
+                spend.own = sent.cost if charged else 0
+            elif not counted and charged and spend.start == window:
+                spend.own += sent.cost
+            if spend.start == window:
+                spend.epoch = ledger.epoch
+                spend.seen = ledger.used
+
+    def settled_remote(self, sent: Sent, epoch: str | None) -> None:
+        """Redis answered a settle (``epoch``: its ledger's, ``None`` if the window had ended)."""
+        with self._lock:
+            spend = self._table.get(sent.tenant)
+            if spend is not None and spend.start == sent.window:
+                spend.transit -= sent.taken
+                if epoch is not None:
+                    spend.epoch = epoch
+
+    def failed(self, sent: Sent) -> None:
+        """The call did not reach Redis (or its answer was lost): keep its unsynced for later."""
+        with self._lock:
+            spend = self._table.get(sent.tenant)
+            if spend is not None and spend.start == sent.window:
+                spend.transit -= sent.taken
+                spend.unsynced += sent.taken
+                spend.own -= sent.cost
+
+    # -- decisions without Redis ---------------------------------------------------------------
+
+    def admit_local(self, tenant: str, budget: BudgetRule, cost: int) -> Admission:
+        """The ``local`` fallback: this replica's share of what was left when Redis last answered."""
+        with self._lock:
+            spend = self._current(tenant, budget)
+            pending = spend.unsynced + spend.transit
+            left = (budget.amount - spend.seen) // self._replicas - pending
+            if cost > left:
+                return Admission(
+                    False,
+                    BUDGET_EXCEEDED,
+                    remaining=from_units(max(left, 0)),
+                    resets_at=float(spend.end),
+                    rule=self._rule(budget),
+                    degraded=True,
+                    tenant=tenant,
+                    local=True,
+                )
+            spend.own += cost
+            spend.unsynced += cost
+            self._leases += 1
+            return Admission(
+                True,
+                remaining=from_units(left - cost),
+                resets_at=float(spend.end),
+                rule=self._rule(budget),
+                degraded=True,
+                tenant=tenant,
+                window=spend.start,
+                reserved=cost,
+                lease=self._leases if cost else 0,
+                local=True,
+            )
+
+    def charge(self, tenant: str, budget: BudgetRule, cost: int) -> None:
+        """Record spend admitted without any check (``open``), for Redis to learn later."""
+        with self._lock:
+            spend = self._current(tenant, budget)
+            spend.own += cost
+            spend.unsynced += cost
+
+    def settled(self, admission: Admission, actual: int) -> None:
+        """``admission`` cost ``actual``: this replica's spend takes it in place of the reservation."""
+        with self._lock:
+            spend = self._table.get(admission.tenant)
+            if spend is None or spend.start != admission.window:
+                return
+            spend.own += actual - admission.reserved
+            if admission.local:  # Redis never held this reservation
+                spend.unsynced += actual - admission.reserved
+
+    def settle_lost(self, admission: Admission, actual: int) -> None:
+        """A settle that did not reach Redis: Redis learns ``actual`` with a later call (its
+        reservation, still held there, is freed when its lease ends)."""
+        with self._lock:
+            spend = self._table.get(admission.tenant)
+            if spend is not None and spend.start == admission.window:
+                spend.unsynced += actual
+
+    def _current(self, tenant: str, budget: BudgetRule) -> _Spend:
+        wall = self._wall()
+        spend = self._table.get(tenant)
+        if spend is not None and spend.start <= wall < spend.end:
+            return spend
+        start, end = window_bounds(wall, budget.window)
+        if spend is not None and spend.start >= start:
+            return spend
+        return self._insert(tenant, start, end)
+
+    def _insert(self, tenant: str, start: int, end: int) -> _Spend:
+        table = self._table
+        table.pop(tenant, None)
+        if len(table) >= self._cap:
+            table.popitem(last=False)
+        spend = table[tenant] = _Spend(start, end)
+        return spend
+
+    def _rule(self, budget: BudgetRule) -> str:
+        if self._replicas == 1:
+            return budget.spec
+        return f"{budget.spec} shared by {self._replicas} replicas"
