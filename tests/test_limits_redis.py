@@ -349,6 +349,7 @@ def test_refused_redis_applies_the_policy_within_the_timeout(policy: str, allowe
         8,
     )
     assert stats.local_fallbacks == (8 if policy == "local" else 0)
+    assert stats.setup_failures == 1  # counted apart: setting up is not a call
     lim.close()
 
 
@@ -502,7 +503,29 @@ def test_budget_survives_a_redis_restart_without_persistence(own_server: RedisSe
         assert total == 60 + admitted_away  # what open admitted is charged once Redis is back
     else:
         assert total == 100
+    assert lim.stats.ledgers_rebuilt == 1
     lim.close()
+
+
+def test_replicas_rebuild_a_lost_ledger_between_them(own_server: RedisServer) -> None:
+    """Two replicas took turns spending 61 of 100; Redis restarted empty. The one that saw the
+    last total comes back alone and admits exactly the 39 left; the other, back later, adds its
+    own spend without it being counted twice, and is denied."""
+    clock = FakeClock(time.time())
+    scope = uuid.uuid4().hex
+    first, second = (
+        make(own_server.url, budgets="acme=100/day", on_error="closed", scope=scope, clock=clock)
+        for _ in range(2)
+    )
+    assert all((first if i % 2 == 0 else second).admit("acme", 1.0).allowed for i in range(61))
+    own_server.stop()
+    own_server.start()
+    alone = until_redis_decides(first, clock, "acme", 1.0) + [first.admit("acme", 1.0) for _ in range(60)]
+    later = until_redis_decides(second, clock, "acme", 1.0) + [second.admit("acme", 1.0) for _ in range(20)]
+    assert (sum(a.allowed for a in alone), sum(a.allowed for a in later)) == (39, 0)
+    assert (first.stats.ledgers_rebuilt, second.stats.ledgers_rebuilt) == (1, 1)
+    first.close()
+    second.close()
 
 
 def test_budget_survives_a_hung_redis_under_local(own_server: RedisServer) -> None:

@@ -122,7 +122,9 @@ class Limiter:
         self._spend = ReplicaSpend(replicas=replicas_hint, max_tenants=max_tenants, wall=clock or time.time)
         if shared and self.enabled:
             self._local_rules = _Rules(rates, budgets, NS_PER_S, replicas_hint)
-            self._remote = _redis_store(backend, scope, timeout_s, lease_s, self._script_loaded)
+            self._remote = _redis_store(
+                backend, scope, timeout_s, lease_s, self._script_loaded, self._setup_failed
+            )
             self._remote.connect()
         _forksafe.register(self)
 
@@ -190,7 +192,10 @@ class Limiter:
             if ledger is None:  # the rate said no before the script reached the budget
                 self._spend.failed(sent)
             else:
-                self._spend.answered(sent, ledger, admission.allowed)
+                rebuilt = self._spend.answered(sent, ledger, admission.allowed)
+                if rebuilt:
+                    with self._local.lock:
+                        self.stats.ledgers_rebuilt += 1
         with self._local.lock:
             self.stats.count(admission)
         return admission
@@ -335,6 +340,10 @@ class Limiter:
         with self._local.lock:
             self.stats.script_loads += 1
 
+    def _setup_failed(self) -> None:
+        with self._local.lock:
+            self.stats.setup_failures += 1
+
     def _internal_error(self) -> Admission:
         with contextlib.suppress(Exception), self._local.lock:
             self.stats.internal_errors += 1
@@ -378,7 +387,12 @@ def _args(sent: Sent | None) -> ReplicaArgs:
 
 
 def _redis_store(
-    url: str, scope: str, timeout_s: float, lease_s: float, on_script_load: Callable[[], None]
+    url: str,
+    scope: str,
+    timeout_s: float,
+    lease_s: float,
+    on_script_load: Callable[[], None],
+    on_setup_failure: Callable[[], None],
 ) -> RedisStore:
     try:
         from modeltel._limits._redis import RedisStore
@@ -386,4 +400,11 @@ def _redis_store(
         raise ConfigurationError(
             f"{_BACKEND_VAR}={url!r} needs the redis client: pip install 'modeltel[redis]' ({exc})"
         ) from None
-    return RedisStore(url, scope=scope, timeout_s=timeout_s, lease_s=lease_s, on_script_load=on_script_load)
+    return RedisStore(
+        url,
+        scope=scope,
+        timeout_s=timeout_s,
+        lease_s=lease_s,
+        on_script_load=on_script_load,
+        on_setup_failure=on_setup_failure,
+    )

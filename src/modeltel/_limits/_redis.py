@@ -81,7 +81,14 @@ class RedisStore:
     """Rate and budget state in Redis; methods raise on any backend failure."""
 
     def __init__(
-        self, url: str, *, scope: str, timeout_s: float, lease_s: float, on_script_load: Callable[[], None]
+        self,
+        url: str,
+        *,
+        scope: str,
+        timeout_s: float,
+        lease_s: float,
+        on_script_load: Callable[[], None],
+        on_setup_failure: Callable[[], None],
     ) -> None:
         self._url = url
         self._cluster = url.startswith(CLUSTER_SCHEME)
@@ -90,6 +97,7 @@ class RedisStore:
         self._lease_us = round(lease_s * US_PER_S)
         self._grace = int(lease_s) + _KEY_GRACE_S
         self._on_script_load = on_script_load
+        self._on_setup_failure = on_setup_failure
         self.after_fork()
 
     def after_fork(self) -> None:
@@ -101,7 +109,6 @@ class RedisStore:
         self._async_ready: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
         self._token = os.urandom(6).hex()
         self._ids = itertools.count(1)
-        self.set_up_failed = False
 
     # -- admit ---------------------------------------------------------------------------------
 
@@ -265,7 +272,8 @@ class RedisStore:
                     )
                     self._sync = redis.Redis(connection_pool=pool)
                     self._sync.auto_close_connection_pool = True
-                self.set_up_failed = not self._set_up(self._sync)
+                if not self._set_up(self._sync):
+                    self._on_setup_failure()
             return self._sync
 
     def _set_up(self, client: Any) -> bool:

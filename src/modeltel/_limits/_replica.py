@@ -110,8 +110,12 @@ class ReplicaSpend:
         args = (str(spend.start), spend.epoch, spend.own, spend.seen, taken)
         return Sent(tenant, spend.start, cost, taken, args)
 
-    def answered(self, sent: Sent, ledger: Ledger, charged: bool) -> None:
-        """Redis answered an admit with ``ledger``; ``charged``: the call's cost was admitted."""
+    def answered(self, sent: Sent, ledger: Ledger, charged: bool) -> bool:
+        """Redis answered an admit with ``ledger``; ``charged``: the call's cost was admitted.
+
+        Returns True if the ledger is not the one this replica last saw in this window (Redis
+        lost it, and the script has just rebuilt it).
+        """
         window = ledger.window
         with self._lock:
             spend = self._table.get(sent.tenant)
@@ -125,9 +129,12 @@ class ReplicaSpend:
                 spend.own = sent.cost if charged else 0
             elif not counted and charged and spend.start == window:
                 spend.own += sent.cost
+            rebuilt = False
             if spend.start == window:
+                rebuilt = spend.epoch not in ("", ledger.epoch)
                 spend.epoch = ledger.epoch
                 spend.seen = ledger.used
+            return rebuilt
 
     def settled_remote(self, sent: Sent, epoch: str | None) -> None:
         """Redis answered a settle (``epoch``: its ledger's, ``None`` if the window had ended)."""
