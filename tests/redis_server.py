@@ -231,24 +231,25 @@ class RedisCluster3:
 
 def _admit_in_process(limiter: Any, tenant: str, calls: int, cost: float, barrier: Any, out: Any) -> None:
     """Child-process body: wait for the others, admit ``calls`` times, report how many were
-    admitted and whether the first call was decided without the shared backend.
+    admitted and the limiter's counters.
 
-    ``limiter`` may be pickled bytes: then it is unpickled after the barrier, so every process
-    imports and configures modeltel at the same moment, as replicas starting together do."""
+    ``limiter`` may be pickled bytes: then every process imports and configures modeltel at the
+    same moment, as replicas starting together do, and they call once all are configured."""
     barrier.wait()
     if isinstance(limiter, bytes):
         limiter = pickle.loads(limiter)
-    decisions = [limiter.admit(tenant, cost) for _ in range(calls)]
+        barrier.wait()
+    admitted = sum(limiter.admit(tenant, cost).allowed for _ in range(calls))
     limiter.close()
-    out.put((sum(a.allowed for a in decisions), decisions[0].degraded if decisions else False))
+    out.put((admitted, limiter.stats.snapshot()))
 
 
 def process_decisions(
     limiter: Any, tenant: str, processes: int, calls: int, cost: float = 0.0
-) -> list[tuple[int, bool]]:
+) -> list[tuple[int, dict[str, int]]]:
     """Spawn ``processes`` fresh interpreters, each with a pickled copy of ``limiter``, released
-    together on a barrier; return (admitted, first call degraded) per process. Pass
-    ``pickle.dumps(limiter)`` to have each process import modeltel only once released."""
+    together on a barrier; return how many calls each admitted, with its limiter's counters.
+    Pass ``pickle.dumps(limiter)`` to have each process import modeltel only once released."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(processes)
     out = ctx.Queue()
@@ -259,14 +260,14 @@ def process_decisions(
     for worker in workers:
         worker.start()
     try:
-        counts: list[tuple[int, bool]] = [out.get(timeout=60) for _ in workers]
+        results: list[tuple[int, dict[str, int]]] = [out.get(timeout=60) for _ in workers]
     finally:
         for worker in workers:
             worker.join(timeout=60)
         out.close()
         out.join_thread()
     assert [worker.exitcode for worker in workers] == [0] * processes
-    return counts
+    return results
 
 
 def process_storm(limiter: Any, tenant: str, processes: int, calls: int, cost: float = 0.0) -> list[int]:

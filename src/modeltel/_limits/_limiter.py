@@ -20,7 +20,7 @@ from modeltel._limits._budget import BudgetRule, compile_budget, to_units
 from modeltel._limits._decision import ALLOWED, NO_BUDGET, Admission, LimiterStats
 from modeltel._limits._gcra import NS_PER_S, US_PER_S, RateRule, compile_rate
 from modeltel._limits._memory import MemoryStore
-from modeltel._limits._replica import Ledger, ReplicaArgs, ReplicaSpend, Sent
+from modeltel._limits._replica import Ledger, ReplicaSpend, ReplicaView, Sent
 from modeltel._limits._spec import Budget, Rate
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ class Limiter:
                 return self._short_circuit(tenant, units)
             sent = self._spend.send_admit(tenant, units) if budget is not None else None
             try:
-                admission, ledger = self._remote.admit(tenant, rate, budget, units, _args(sent))
+                admission, ledger = self._remote.admit(tenant, rate, budget, units, _view(sent))
             except BaseException as exc:
                 return self._failed(exc, tenant, units, sent)
             return self._succeeded(admission, ledger, sent)
@@ -179,7 +179,7 @@ class Limiter:
                 return self._short_circuit(tenant, units)
             sent = self._spend.send_admit(tenant, units) if budget is not None else None
             try:
-                admission, ledger = await self._remote.admit_async(tenant, rate, budget, units, _args(sent))
+                admission, ledger = await self._remote.admit_async(tenant, rate, budget, units, _view(sent))
             except BaseException as exc:
                 return self._failed(exc, tenant, units, sent)
             return self._succeeded(admission, ledger, sent)
@@ -272,7 +272,7 @@ class Limiter:
                 return
             sent = self._spend.send_settle(admission)
             try:
-                epoch = self._remote.settle(admission, units, sent.args)
+                epoch = self._remote.settle(admission, units, sent.view)
             except BaseException as exc:
                 self._settle_failed(exc, admission, units, sent)
             else:
@@ -299,7 +299,7 @@ class Limiter:
                 return
             sent = self._spend.send_settle(admission)
             try:
-                epoch = await self._remote.settle_async(admission, units, sent.args)
+                epoch = await self._remote.settle_async(admission, units, sent.view)
             except BaseException as exc:
                 self._settle_failed(exc, admission, units, sent)
             else:
@@ -382,8 +382,8 @@ class Limiter:
         self._build(**config)
 
 
-def _args(sent: Sent | None) -> ReplicaArgs:
-    return sent.args if sent is not None else ("", "", 0, 0, 0)
+def _view(sent: Sent | None) -> ReplicaView:
+    return sent.view if sent is not None else ""
 
 
 def _redis_store(

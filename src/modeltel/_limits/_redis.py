@@ -46,7 +46,7 @@ from redis.retry import Retry
 from modeltel._limits._budget import BudgetRule, from_units
 from modeltel._limits._decision import ALLOWED, BUDGET_EXCEEDED, RATE_LIMITED, Admission
 from modeltel._limits._gcra import US_PER_S, RateRule
-from modeltel._limits._replica import Ledger, ReplicaArgs
+from modeltel._limits._replica import Ledger, ReplicaView
 from modeltel._limits._scripts import ADMIT_LUA, SETTLE_LUA
 
 CLUSTER_SCHEME = "redis+cluster://"
@@ -113,7 +113,7 @@ class RedisStore:
     # -- admit ---------------------------------------------------------------------------------
 
     def admit(
-        self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int, replica: ReplicaArgs
+        self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int, replica: ReplicaView
     ) -> tuple[Admission, Ledger | None]:
         """One round trip: decide and reserve atomically on the server.
 
@@ -125,7 +125,7 @@ class RedisStore:
         return self._admission(tenant, rate, budget, cost, lease, reply)
 
     async def admit_async(
-        self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int, replica: ReplicaArgs
+        self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int, replica: ReplicaView
     ) -> tuple[Admission, Ledger | None]:
         """``admit`` over this event loop's ``redis.asyncio`` client."""
         keys, args, lease = self._admit_call(tenant, rate, budget, cost, replica)
@@ -133,7 +133,7 @@ class RedisStore:
         return self._admission(tenant, rate, budget, cost, lease, reply)
 
     def _admit_call(
-        self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int, replica: ReplicaArgs
+        self, tenant: str, rate: RateRule | None, budget: BudgetRule | None, cost: int, replica: ReplicaView
     ) -> tuple[list[str], list[str | int], str]:
         prefix = key_prefix(self._scope, tenant)
         lease = f"{self._token}.{next(self._ids)}" if budget is not None and cost else ""
@@ -147,7 +147,7 @@ class RedisStore:
             lease,
             self._grace,
             self._token,
-            *replica,
+            replica,
         ]
         return [prefix + ":rate", prefix + ":budget", prefix + ":leases"], args, lease
 
@@ -188,19 +188,19 @@ class RedisStore:
 
     # -- settle --------------------------------------------------------------------------------
 
-    def settle(self, admission: Admission, actual: int, replica: ReplicaArgs) -> str | None:
+    def settle(self, admission: Admission, actual: int, replica: ReplicaView) -> str | None:
         """Swap the reservation for ``actual`` micro-units (0 releases it); return the ledger's
         epoch (``None`` if its window had ended)."""
         keys, args = self._settle_call(admission, actual, replica)
         return _settled(self._eval(_SETTLE, keys, args))
 
-    async def settle_async(self, admission: Admission, actual: int, replica: ReplicaArgs) -> str | None:
+    async def settle_async(self, admission: Admission, actual: int, replica: ReplicaView) -> str | None:
         """``settle`` over this event loop's ``redis.asyncio`` client."""
         keys, args = self._settle_call(admission, actual, replica)
         return _settled(await self._eval_async(_SETTLE, keys, args))
 
     def _settle_call(
-        self, admission: Admission, actual: int, replica: ReplicaArgs
+        self, admission: Admission, actual: int, replica: ReplicaView
     ) -> tuple[list[str], list[str | int]]:
         prefix = key_prefix(self._scope, admission.tenant)
         expire_at = int(admission.resets_at) + self._grace
@@ -212,7 +212,7 @@ class RedisStore:
             expire_at,
             admission.epoch,
             self._token,
-            *replica,
+            replica,
         ]
         return [prefix + ":budget", prefix + ":leases"], args
 

@@ -29,9 +29,9 @@ from typing import NamedTuple
 from modeltel._limits._budget import BudgetRule, from_units, window_bounds
 from modeltel._limits._decision import BUDGET_EXCEEDED, NO_BUDGET, Admission
 
-# (window start, epoch, own, seen, unsynced) as script arguments; '' = nothing known.
-ReplicaArgs = tuple[str, str, int, int, int]
-_NOTHING: ReplicaArgs = ("", "", 0, 0, 0)
+# The script argument 'window start:epoch:own:seen:unsynced'; '' = nothing known.
+ReplicaView = str
+_NOTHING: ReplicaView = ""
 
 
 class Ledger(NamedTuple):
@@ -64,7 +64,7 @@ class Sent:
     window: int
     cost: int
     taken: int
-    args: ReplicaArgs
+    view: ReplicaView
 
 
 class ReplicaSpend:
@@ -107,8 +107,8 @@ class ReplicaSpend:
     def _take(self, tenant: str, spend: _Spend, cost: int) -> Sent:
         taken, spend.unsynced = spend.unsynced, 0
         spend.transit += taken
-        args = (str(spend.start), spend.epoch, spend.own, spend.seen, taken)
-        return Sent(tenant, spend.start, cost, taken, args)
+        view = f"{spend.start}:{spend.epoch}:{spend.own}:{spend.seen}:{taken}"
+        return Sent(tenant, spend.start, cost, taken, view)
 
     def answered(self, sent: Sent, ledger: Ledger, charged: bool) -> bool:
         """Redis answered an admit with ``ledger``; ``charged``: the call's cost was admitted.

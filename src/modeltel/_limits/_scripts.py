@@ -54,15 +54,20 @@ local function fmt(x) return string.format('%.0f', x) end
 # total is spent + reserved + max(0, f - r): never less than what any replica last saw, nor
 # than what the replicas that re-contributed spent themselves.
 RECOVER_LUA: Final = """
-local function recover(ledger, epoch, wstart, spent, recon, floor, a)
-  -- a: replica id, its window start, its epoch, its own spend, last total seen, unsynced spend
-  if a[2] ~= fmt(wstart) then return spent, recon, floor end
-  if a[3] ~= epoch and redis.call('HSETNX', ledger, 'c:' .. a[1], '1') == 1 then
-    spent = spent + tonumber(a[4])
-    recon = recon + tonumber(a[4])
-    if tonumber(a[5]) > floor then floor = tonumber(a[5]) end
+-- view: 'window:epoch:own:seen:unsynced' ('' when the replica knows nothing of this tenant)
+local function parse_view(view)
+  local w, e, own, seen, unsynced = string.match(view, '^([^:]*):([^:]*):([^:]*):([^:]*):([^:]*)$')
+  if not w then return nil end
+  return {w = w, e = e, own = tonumber(own), seen = tonumber(seen), unsynced = tonumber(unsynced)}
+end
+local function recover(ledger, epoch, wstart, spent, recon, floor, id, v)
+  if not v or v.w ~= fmt(wstart) then return spent, recon, floor end
+  if v.e ~= epoch and redis.call('HSETNX', ledger, 'c:' .. id, '1') == 1 then
+    spent = spent + v.own
+    recon = recon + v.own
+    if v.seen > floor then floor = v.seen end
   else
-    spent = spent + tonumber(a[6])
+    spent = spent + v.unsynced
   end
   if spent < 0 then spent = 0 end
   return spent, recon, floor
@@ -75,7 +80,8 @@ end
 
 # KEYS: rate, budget, leases (one hash tag: one cluster slot)
 # ARGV: interval_us, tolerance_us, window ('' = no budget), amount, cost, lease_us, lease_id,
-#       grace_s, then the replica's: id, window start, epoch, own spend, last total seen, unsynced
+#       grace_s, replica id, the replica's view (window start:epoch:own spend:last total
+#       seen:unsynced, or '')
 # -> {0, remaining, window_end, window_start, epoch} | {1, wait_us}
 #    | {2, remaining, window_end, window_start, epoch}
 ADMIT_LUA: Final = (
@@ -113,8 +119,7 @@ if ARGV[3] ~= '' then
     redis.call('DEL', KEYS[2], KEYS[3])
     epoch = fmt(now)
   end
-  spent, recon, floor = recover(KEYS[2], epoch, wstart, spent, recon, floor,
-                                {ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]})
+  spent, recon, floor = recover(KEYS[2], epoch, wstart, spent, recon, floor, ARGV[9], parse_view(ARGV[10]))
   local used = spent + reserved + extra(recon, floor)
   local admit = used + cost <= amount
   if admit and cost > 0 then
@@ -139,8 +144,8 @@ return {0, fmt(remaining), fmt(wend), fmt(wstart), epoch}
 
 # KEYS: budget, leases
 # ARGV: window_start, lease member ('' = none), reserved, actual, expire_at, the epoch the
-#       reservation was made in, then the replica's: id, window start, epoch, own spend (this
-#       settle included), last total seen, unsynced
+#       reservation was made in, replica id, the replica's view (as for admit; its own spend
+#       includes this settle)
 # -> {0} (the window has ended) | {1, epoch}
 # A reservation made in a ledger that has since been lost is no longer held anywhere: the
 # replica's own spend, which counts it, is re-contributed (or was, by an earlier call), so the
@@ -164,16 +169,16 @@ if not epoch then
   epoch = fmt(tonumber(t[1]) * 1000000 + tonumber(t[2]))
 end
 local actual = tonumber(ARGV[4])
-local replica = {ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12]}
+local view = parse_view(ARGV[8])
 if epoch == ARGV[6] then
   spent = spent + actual
   if removed == 1 then reserved = reserved - tonumber(ARGV[3]) end
-  spent, recon, floor = recover(KEYS[1], epoch, tonumber(ARGV[1]), spent, recon, floor, replica)
+  spent, recon, floor = recover(KEYS[1], epoch, tonumber(ARGV[1]), spent, recon, floor, ARGV[7], view)
 elseif redis.call('HEXISTS', KEYS[1], 'c:' .. ARGV[7]) == 1 then
-  spent = spent + actual - tonumber(ARGV[3]) + tonumber(ARGV[12])
+  spent = spent + actual - tonumber(ARGV[3]) + (view and view.unsynced or 0)
   if spent < 0 then spent = 0 end
 else
-  spent, recon, floor = recover(KEYS[1], epoch, tonumber(ARGV[1]), spent, recon, floor, replica)
+  spent, recon, floor = recover(KEYS[1], epoch, tonumber(ARGV[1]), spent, recon, floor, ARGV[7], view)
 end
 redis.call('HSET', KEYS[1], 'w', ARGV[1], 'spent', fmt(spent), 'reserved', fmt(reserved),
            'e', epoch, 'r', fmt(recon), 'f', fmt(floor))
