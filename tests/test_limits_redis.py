@@ -528,6 +528,27 @@ def test_replicas_rebuild_a_lost_ledger_between_them(own_server: RedisServer) ->
     second.close()
 
 
+def test_settles_across_a_restart_count_once(own_server: RedisServer) -> None:
+    """Budget 10 at cost 1: 4 calls settled, 6 still running when Redis restarts empty; then 4 of
+    those settle and 2 release. The rebuilt ledger holds exactly the 8 spent: 2 more admitted."""
+    clock = FakeClock(time.time())
+    lim = make(own_server.url, budgets="acme=10/day", on_error="closed", clock=clock)
+    admissions = [lim.admit("acme", 1.0) for _ in range(10)]
+    assert all(a.allowed for a in admissions)
+    for admission in admissions[:4]:
+        lim.settle(admission, 1.0)
+    own_server.stop()
+    own_server.start()
+    for admission in admissions[4:8]:
+        lim.settle(admission, 1.0)
+    for admission in admissions[8:]:
+        lim.release(admission)
+    after = [lim.admit("acme", 1.0) for _ in range(10)]
+    assert [(a.allowed, a.degraded) for a in after] == [(True, False)] * 2 + [(False, False)] * 8
+    assert (lim.stats.ledgers_rebuilt, lim.stats.settle_errors) == (1, 0)  # rebuilt by a settle
+    lim.close()
+
+
 def test_budget_survives_a_hung_redis_under_local(own_server: RedisServer) -> None:
     """Budget 100 at cost 1, 60 spent, then redis-server frozen (SIGSTOP) and thawed (SIGCONT):
     the local fallback admits only what was left, and Redis, back, knows what it admitted."""

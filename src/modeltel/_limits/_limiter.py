@@ -192,10 +192,7 @@ class Limiter:
             if ledger is None:  # the rate said no before the script reached the budget
                 self._spend.failed(sent)
             else:
-                rebuilt = self._spend.answered(sent, ledger, admission.allowed)
-                if rebuilt:
-                    with self._local.lock:
-                        self.stats.ledgers_rebuilt += 1
+                self._rebuilt(self._spend.answered(sent, ledger, admission.allowed))
         with self._local.lock:
             self.stats.count(admission)
         return admission
@@ -313,7 +310,12 @@ class Limiter:
 
     def _remote_settled(self, sent: Sent, epoch: str | None) -> None:
         self._breaker.success()
-        self._spend.settled_remote(sent, epoch)
+        self._rebuilt(self._spend.settled_remote(sent, epoch))
+
+    def _rebuilt(self, rebuilt: bool) -> None:
+        if rebuilt:
+            with self._local.lock:
+                self.stats.ledgers_rebuilt += 1
 
     def _settle_failed(self, exc: BaseException, admission: Admission, units: int, sent: Sent) -> None:
         self._spend.failed(sent)

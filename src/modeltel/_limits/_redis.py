@@ -9,17 +9,19 @@ hash tag ``{modeltel:<scope>:<tenant>}`` so they live in one cluster slot; all o
 Clients have ``socket_timeout`` and ``socket_connect_timeout`` set to the limiter's
 ``timeout_s`` and no retries (a caller may also wait up to ``timeout_s`` for a free pooled
 connection when more than ``_POOL_SIZE`` calls are in flight); this module raises whatever the
-client raises and leaves the failure policy to the limiter. Setting up is not a call: the sync
-client is built, connected and its scripts loaded when the limiter is configured (and, in a
-forked child, by its first call), retrying timed-out attempts for up to ``_SETUP_S`` (or
-``timeout_s`` if longer), so replicas starting together on a busy machine do not have their
-first calls judged by the per-call timeout.
+client raises and leaves the failure policy to the limiter. ``redis+cluster://host:port``
+selects ``RedisCluster``. The async path keeps one ``redis.asyncio`` client per event loop,
+since their connections are bound to the loop that opened them.
+
+Setting up is not a call: when the limiter is configured (and, in a forked child, on its first
+call) the scripts are loaded over a connection of their own whose timeout is ``_SETUP_S`` (or
+``timeout_s`` if longer), and the sync client's first connection is opened, so replicas
+starting together on a busy machine do not have their first calls judged by the per-call
+timeout. A set-up that fails is counted (``setup_failures``), not treated as a backend
+failure; calls then connect and load scripts as before.
 
 Each call also carries this replica's view of its spend in the tenant's window (``_replica``)
-so that the script can rebuild a ledger Redis has lost.
-``redis+cluster://host:port`` selects ``RedisCluster``. The async path keeps one
-``redis.asyncio`` client per event loop, since their connections are bound to the loop that
-opened them.
+so that the script can rebuild a ledger Redis has lost, in the same round trip.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ _KEY_GRACE_S = 60
 # pool per node that cannot wait, so theirs is larger.
 _POOL_SIZE = 128
 _CLUSTER_CONNECTIONS = 1024
+# The least time setting up (connect, handshake, SCRIPT LOAD) is allowed.
 _SETUP_S = 1.0
 
 
@@ -277,21 +280,39 @@ class RedisStore:
             return self._sync
 
     def _set_up(self, client: Any) -> bool:
-        """Connect and load both scripts, retrying attempts that time out until the set-up
-        deadline; a refusal or any other error ends it (the calls' failure policy takes over)."""
+        """Load both scripts over a connection of its own with the set-up deadline as its
+        timeout, then open one of ``client``'s connections (retrying attempts that time out
+        until the deadline). A refusal or any other error ends it: the calls' failure policy
+        takes over, as before."""
         deadline = time.monotonic() + max(self._timeout, _SETUP_S)
-        while True:
+        try:
+            loader = self._new_client(max(self._timeout, _SETUP_S))
             try:
                 for script in (_ADMIT, _SETTLE):
-                    client.script_load(script.source)
-            except TimeoutError:
-                if time.monotonic() < deadline:
-                    continue
-                return False
-            except Exception:
-                return False
+                    loader.script_load(script.source)
+            finally:
+                loader.close()
             self._on_script_load()
-            return True
+            while True:
+                try:
+                    client.ping()
+                    return True
+                except TimeoutError:
+                    if time.monotonic() >= deadline:
+                        return False
+        except Exception:
+            return False
+
+    def _new_client(self, timeout: float) -> Any:
+        options = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if self._cluster:
+            url = "redis://" + self._url[len(CLUSTER_SCHEME) :]
+            return redis.cluster.RedisCluster.from_url(url, **options)
+        return redis.Redis.from_url(self._url, **options)
 
     def connect(self) -> None:
         """Set the sync client up now (at configuration) rather than on the first call."""

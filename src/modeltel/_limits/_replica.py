@@ -74,14 +74,14 @@ class ReplicaSpend:
         self._replicas = replicas
         self._cap = max(1, max_tenants)
         self._wall = wall
-        self.after_fork()
+        self._lock = threading.Lock()
+        self._leases = 0
         self._table: OrderedDict[str, _Spend] = OrderedDict()
 
     def after_fork(self) -> None:
         """A child has spent nothing yet: keep what the parent saw, forget what it spent."""
         self._lock = threading.Lock()
-        self._leases = 0
-        for spend in getattr(self, "_table", {}).values():
+        for spend in self._table.values():
             spend.own = spend.unsynced = spend.transit = 0
 
     # -- calls that reach Redis ---------------------------------------------------------------
@@ -136,14 +136,18 @@ class ReplicaSpend:
                 spend.seen = ledger.used
             return rebuilt
 
-    def settled_remote(self, sent: Sent, epoch: str | None) -> None:
-        """Redis answered a settle (``epoch``: its ledger's, ``None`` if the window had ended)."""
+    def settled_remote(self, sent: Sent, epoch: str | None) -> bool:
+        """Redis answered a settle (``epoch``: its ledger's, ``None`` if the window had ended);
+        True if that ledger had been lost and rebuilt, as for ``answered``."""
         with self._lock:
             spend = self._table.get(sent.tenant)
-            if spend is not None and spend.start == sent.window:
-                spend.transit -= sent.taken
-                if epoch is not None:
-                    spend.epoch = epoch
+            if spend is None or spend.start != sent.window:
+                return False
+            spend.transit -= sent.taken
+            rebuilt = epoch is not None and spend.epoch not in ("", epoch)
+            if epoch is not None:
+                spend.epoch = epoch
+            return rebuilt
 
     def failed(self, sent: Sent) -> None:
         """The call did not reach Redis (or its answer was lost): keep its unsynced for later."""
