@@ -549,6 +549,19 @@ def test_settles_across_a_restart_count_once(own_server: RedisServer) -> None:
     lim.close()
 
 
+def test_local_fallback_takes_its_share_of_what_was_left(own_server: RedisServer) -> None:
+    """Budget 10 at cost 1 shared by 2 replicas, 4 spent, Redis gone: this replica's local
+    fallback admits half of the 6 left (3), not half of the budget (5)."""
+    lim = make(own_server.url, budgets="acme=10/day", on_error="local", replicas_hint=2, timeout_s=0.2)
+    assert all(lim.admit("acme", 1.0).allowed for _ in range(4))
+    own_server.stop()
+    away = [lim.admit("acme", 1.0) for _ in range(10)]
+    assert [a.allowed for a in away] == [True] * 3 + [False] * 7
+    assert all(a.degraded for a in away)
+    assert away[-1].rule == "10/day shared by 2 replicas"
+    lim.close()
+
+
 def test_budget_survives_a_hung_redis_under_local(own_server: RedisServer) -> None:
     """Budget 100 at cost 1, 60 spent, then redis-server frozen (SIGSTOP) and thawed (SIGCONT):
     the local fallback admits only what was left, and Redis, back, knows what it admitted."""

@@ -51,9 +51,13 @@ class Limiter:
     """Per-tenant rate limits and budgets for one model (its ``scope``), exact under concurrency.
 
     ``backend`` is ``"memory"`` or a Redis URL (``redis://``, ``rediss://``, ``unix://``,
-    ``redis+cluster://host:port``) shared by all replicas. ``on_error`` decides calls while Redis
-    is failing: ``"open"`` admits, ``"closed"`` denies (as ``rate_limited``), ``"local"`` uses an
-    in-process limiter with every limit divided by ``replicas_hint``. ``lease_s`` is how long an
+    ``redis+cluster://host:port``) shared by all replicas; the connection is set up (and the
+    scripts loaded) here, not by the first call. ``on_error`` decides calls while Redis is
+    failing: ``"open"`` admits, ``"closed"`` denies (as ``rate_limited``), ``"local"`` uses an
+    in-process limiter with every rate divided by ``replicas_hint`` and, for budgets, this
+    replica's ``1/replicas_hint`` share of what Redis last said was left. What ``open`` and
+    ``local`` admit meanwhile is charged to Redis once it answers again, and a ledger Redis lost
+    is rebuilt from the replicas' own spend (see ``_replica``). ``lease_s`` is how long an
     unsettled budget reservation is held before it is freed. ``clock`` (unix seconds) replaces
     every in-process clock: the memory backend's, the fallback's and the circuit breaker's.
     """

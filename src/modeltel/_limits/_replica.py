@@ -16,6 +16,29 @@ sends these along in its one script call (see ``_scripts``), so:
 
 ``unsynced`` sent with a call is moved to ``transit`` until the answer, and back if the call
 fails: a concurrent call never sends it twice, and the fallback still counts it meanwhile.
+
+Bounds with a fixed cost per call (B the budget, N = ``replicas``):
+
+* ``closed``: admits nothing without Redis. After Redis lost the ledger, the rebuilt total is
+  never less than the largest total any replica that has called since had last seen, nor than
+  the sum of those replicas' own spend; so one replica never exceeds B, nor do several once
+  each has called again. Overspend is at most the spend that none of the replicas calling
+  after the loss had seen (spend after their last answer by replicas not yet back).
+* ``local``: a replica admits without Redis while ``seen + N * (unsynced + cost) <= B``. One
+  replica (N = 1) never exceeds B. With N replicas that all fall back at once, the overspend
+  is at most the average of ``T - seen_i`` (T the spend when Redis went away, ``seen_i`` what
+  replica i had last been told), i.e. how far the replicas' last answers lagged behind; it
+  is 0 when each had the latest answer. A replica that falls back alone (its own calls time
+  out while the others still reach Redis) may overspend by what it admits meanwhile, at most
+  ``(B - seen_i) / N``, since Redis learns it only later. Plus, across a lost ledger, the
+  ``closed`` bound.
+* ``open``: admits everything without Redis and charges it on return, so the budget is
+  exceeded by at most what was admitted while Redis was unavailable (plus the above).
+
+Not exact when an answer is lost after Redis applied the call (a timeout just after the
+script ran): the call is retried from the fallback and its spend may count twice, which can
+only deny calls early, never overspend. At most ``max_tenants`` tenants are remembered (about
+150 bytes each); a tenant dropped from the table cannot re-contribute its spend.
 """
 
 from __future__ import annotations
