@@ -134,14 +134,19 @@ class RedisServer:
         proc.stdout.close()
 
     def pause(self) -> None:
-        """Freeze the server (SIGSTOP): connections are still accepted, nothing is answered."""
+        """Freeze the server (SIGSTOP) and return once it has stopped: connections are still
+        accepted, nothing is answered."""
         assert self._proc is not None
         os.kill(self._proc.pid, signal.SIGSTOP)
+        _, status = os.waitpid(self._proc.pid, os.WUNTRACED)  # reports the stop; does not reap
+        assert os.WIFSTOPPED(status)
 
     def resume(self) -> None:
-        """Thaw a paused server (SIGCONT): it answers what queued up meanwhile."""
+        """Thaw a paused server (SIGCONT) and return once it runs: it answers what queued up."""
         assert self._proc is not None
         os.kill(self._proc.pid, signal.SIGCONT)
+        _, status = os.waitpid(self._proc.pid, os.WCONTINUED)
+        assert os.WIFCONTINUED(status)
 
     def client(self) -> redis.Redis:
         """A plain client for test assertions (close it)."""
