@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -131,6 +133,21 @@ class RedisServer:
         assert proc.stdout is not None
         proc.stdout.close()
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP) and return once it has stopped: connections are still
+        accepted, nothing is answered."""
+        assert self._proc is not None
+        os.kill(self._proc.pid, signal.SIGSTOP)
+        _, status = os.waitpid(self._proc.pid, os.WUNTRACED)  # reports the stop; does not reap
+        assert os.WIFSTOPPED(status)
+
+    def resume(self) -> None:
+        """Thaw a paused server (SIGCONT) and return once it runs: it answers what queued up."""
+        assert self._proc is not None
+        os.kill(self._proc.pid, signal.SIGCONT)
+        _, status = os.waitpid(self._proc.pid, os.WCONTINUED)
+        assert os.WIFCONTINUED(status)
+
     def client(self) -> redis.Redis:
         """A plain client for test assertions (close it)."""
         return redis.Redis(host="127.0.0.1", port=self.port)
@@ -218,16 +235,26 @@ class RedisCluster3:
 
 
 def _admit_in_process(limiter: Any, tenant: str, calls: int, cost: float, barrier: Any, out: Any) -> None:
-    """Child-process body: wait for the others, admit ``calls`` times, report how many passed."""
+    """Child-process body: wait for the others, admit ``calls`` times, report how many were
+    admitted and the limiter's counters.
+
+    ``limiter`` may be pickled bytes: then every process imports and configures modeltel at the
+    same moment, as replicas starting together do, and they call once all are configured."""
     barrier.wait()
+    if isinstance(limiter, bytes):
+        limiter = pickle.loads(limiter)
+        barrier.wait()
     admitted = sum(limiter.admit(tenant, cost).allowed for _ in range(calls))
     limiter.close()
-    out.put(admitted)
+    out.put((admitted, limiter.stats.snapshot()))
 
 
-def process_storm(limiter: Any, tenant: str, processes: int, calls: int, cost: float = 0.0) -> list[int]:
+def process_decisions(
+    limiter: Any, tenant: str, processes: int, calls: int, cost: float = 0.0
+) -> list[tuple[int, dict[str, int]]]:
     """Spawn ``processes`` fresh interpreters, each with a pickled copy of ``limiter``, released
-    together on a barrier; return how many calls each one had admitted."""
+    together on a barrier; return how many calls each admitted, with its limiter's counters.
+    Pass ``pickle.dumps(limiter)`` to have each process import modeltel only once released."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(processes)
     out = ctx.Queue()
@@ -238,11 +265,16 @@ def process_storm(limiter: Any, tenant: str, processes: int, calls: int, cost: f
     for worker in workers:
         worker.start()
     try:
-        counts = [out.get(timeout=60) for _ in workers]
+        results: list[tuple[int, dict[str, int]]] = [out.get(timeout=60) for _ in workers]
     finally:
         for worker in workers:
             worker.join(timeout=60)
         out.close()
         out.join_thread()
     assert [worker.exitcode for worker in workers] == [0] * processes
-    return counts
+    return results
+
+
+def process_storm(limiter: Any, tenant: str, processes: int, calls: int, cost: float = 0.0) -> list[int]:
+    """``process_decisions``, counting only how many calls each process had admitted."""
+    return [admitted for admitted, _ in process_decisions(limiter, tenant, processes, calls, cost)]

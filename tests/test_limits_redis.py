@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import os
+import pickle
 import random
 import select
 import socket
@@ -23,7 +24,7 @@ from modeltel import ConfigurationError
 from modeltel._limits import Admission, Limiter, parse_budgets, parse_rate_limits
 from modeltel._limits._budget import window_bounds
 from modeltel._limits._scripts import CALENDAR_LUA
-from redis_server import RedisServer, free_port, process_storm, redis_server
+from redis_server import RedisServer, free_port, process_decisions, process_storm, redis_server
 
 pytestmark = pytest.mark.redis
 
@@ -34,8 +35,8 @@ SLACK = 0.05
 class FakeClock:
     """Drives the circuit breaker's cooldown without waiting for it."""
 
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
 
     def __call__(self) -> float:
         return self.now
@@ -52,6 +53,12 @@ def own_server() -> Iterator[RedisServer]:
     """A server this test may stop and restart."""
     with redis_server() as srv:
         yield srv
+
+
+@pytest.fixture
+def client_of_own(own_server: RedisServer) -> Iterator[redis.Redis]:
+    with own_server.client() as c:
+        yield c
 
 
 @pytest.fixture
@@ -342,6 +349,7 @@ def test_refused_redis_applies_the_policy_within_the_timeout(policy: str, allowe
         8,
     )
     assert stats.local_fallbacks == (8 if policy == "local" else 0)
+    assert stats.setup_failures == 1  # counted apart: setting up is not a call
     lim.close()
 
 
@@ -458,3 +466,137 @@ def test_forked_child_opens_its_own_connection(server: RedisServer) -> None:
     assert (after.allowed, after.degraded) == (True, False)
     assert lim.admit("acme").reason == "rate_limited"
     lim.close()
+
+
+# -- budgets across restarts, hangs and start-up ------------------------------------------------
+
+
+def until_redis_decides(lim: Limiter, clock: FakeClock, tenant: str, cost: float) -> list[Admission]:
+    """Let the breaker's cooldown pass and call until Redis decides again (deadline 30 s)."""
+    clock.now += 1.0
+    decisions = [lim.admit(tenant, cost)]
+    deadline = time.monotonic() + 30
+    while decisions[-1].degraded and time.monotonic() < deadline:
+        clock.now += 1.0
+        decisions.append(lim.admit(tenant, cost))
+    assert not decisions[-1].degraded, "Redis never decided again"
+    return decisions
+
+
+@pytest.mark.parametrize("policy", ["closed", "local", "open"])
+def test_budget_survives_a_redis_restart_without_persistence(own_server: RedisServer, policy: str) -> None:
+    """Budget 100 at cost 1, 60 spent, then redis-server restarted empty mid-window: local and
+    closed admit exactly 100 in all; open exceeds 100 only by what it admitted while Redis was away."""
+    clock = FakeClock(time.time())
+    lim = make(own_server.url, budgets="acme=100/day", on_error=policy, timeout_s=0.2, clock=clock)
+    before = [lim.admit("acme", 1.0) for _ in range(60)]
+    assert all(a.allowed and not a.degraded for a in before)
+    own_server.stop()
+    away = [lim.admit("acme", 1.0) for _ in range(150)]
+    assert all(a.degraded for a in away)
+    own_server.start()  # same port, no data: the budget's ledger is gone
+    after = until_redis_decides(lim, clock, "acme", 1.0) + [lim.admit("acme", 1.0) for _ in range(150)]
+    admitted_away = sum(a.allowed for a in away)
+    total = len(before) + admitted_away + sum(a.allowed for a in after)
+    if policy == "open":
+        assert admitted_away == 150
+        assert total == 60 + admitted_away  # what open admitted is charged once Redis is back
+    else:
+        assert total == 100
+    assert lim.stats.ledgers_rebuilt == 1
+    lim.close()
+
+
+def test_replicas_rebuild_a_lost_ledger_between_them(own_server: RedisServer) -> None:
+    """Two replicas took turns spending 61 of 100; Redis restarted empty. The one that saw the
+    last total comes back alone and admits exactly the 39 left; the other, back later, adds its
+    own spend without it being counted twice, and is denied."""
+    clock = FakeClock(time.time())
+    scope = uuid.uuid4().hex
+    first, second = (
+        make(own_server.url, budgets="acme=100/day", on_error="closed", scope=scope, clock=clock)
+        for _ in range(2)
+    )
+    assert all((first if i % 2 == 0 else second).admit("acme", 1.0).allowed for i in range(61))
+    own_server.stop()
+    own_server.start()
+    alone = until_redis_decides(first, clock, "acme", 1.0) + [first.admit("acme", 1.0) for _ in range(60)]
+    later = until_redis_decides(second, clock, "acme", 1.0) + [second.admit("acme", 1.0) for _ in range(20)]
+    assert (sum(a.allowed for a in alone), sum(a.allowed for a in later)) == (39, 0)
+    assert (first.stats.ledgers_rebuilt, second.stats.ledgers_rebuilt) == (1, 1)
+    first.close()
+    second.close()
+
+
+def test_settles_across_a_restart_count_once(own_server: RedisServer) -> None:
+    """Budget 10 at cost 1: 4 calls settled, 6 still running when Redis restarts empty; then 4 of
+    those settle and 2 release. The rebuilt ledger holds exactly the 8 spent: 2 more admitted."""
+    clock = FakeClock(time.time())
+    lim = make(own_server.url, budgets="acme=10/day", on_error="closed", clock=clock)
+    admissions = [lim.admit("acme", 1.0) for _ in range(10)]
+    assert all(a.allowed for a in admissions)
+    for admission in admissions[:4]:
+        lim.settle(admission, 1.0)
+    own_server.stop()
+    own_server.start()
+    for admission in admissions[4:8]:
+        lim.settle(admission, 1.0)
+    for admission in admissions[8:]:
+        lim.release(admission)
+    after = [lim.admit("acme", 1.0) for _ in range(10)]
+    assert [(a.allowed, a.degraded) for a in after] == [(True, False)] * 2 + [(False, False)] * 8
+    assert (lim.stats.ledgers_rebuilt, lim.stats.settle_errors) == (1, 0)  # rebuilt by a settle
+    lim.close()
+
+
+def test_local_fallback_takes_its_share_of_what_was_left(own_server: RedisServer) -> None:
+    """Budget 10 at cost 1 shared by 2 replicas, 4 spent, Redis gone: this replica's local
+    fallback admits half of the 6 left (3), not half of the budget (5)."""
+    lim = make(own_server.url, budgets="acme=10/day", on_error="local", replicas_hint=2, timeout_s=0.2)
+    assert all(lim.admit("acme", 1.0).allowed for _ in range(4))
+    own_server.stop()
+    away = [lim.admit("acme", 1.0) for _ in range(10)]
+    assert [a.allowed for a in away] == [True] * 3 + [False] * 7
+    assert all(a.degraded for a in away)
+    assert away[-1].rule == "10/day shared by 2 replicas"
+    lim.close()
+
+
+def test_budget_survives_a_hung_redis_under_local(own_server: RedisServer) -> None:
+    """Budget 100 at cost 1, 60 spent, then redis-server frozen (SIGSTOP) and thawed (SIGCONT):
+    the local fallback admits only what was left, and Redis, back, knows what it admitted."""
+    clock = FakeClock(time.time())
+    lim = make(own_server.url, budgets="acme=100/day", on_error="local", timeout_s=0.05, clock=clock)
+    before = [lim.admit("acme", 1.0) for _ in range(60)]
+    own_server.pause()
+    try:
+        hung = [lim.admit("acme", 1.0) for _ in range(100)]
+    finally:
+        own_server.resume()
+    assert all(a.degraded for a in hung)
+    after = until_redis_decides(lim, clock, "acme", 1.0) + [lim.admit("acme", 1.0) for _ in range(100)]
+    assert sum(a.allowed for a in before + hung + after) == 100
+    assert sum(a.allowed for a in hung) == 40
+    lim.close()
+
+
+@pytest.mark.parametrize("policy", ["local", "closed"])
+def test_processes_starting_together_never_overspend(
+    own_server: RedisServer, client_of_own: redis.Redis, policy: str
+) -> None:
+    """5 processes starting at once (importing and configuring modeltel together, then calling
+    together) against a Redis that has not seen modeltel's scripts, budget 53 at cost 1, the
+    default 5 ms timeout: never more than 53 admitted, in every repetition; each process set
+    itself up while configuring, and no call paid for setting up (no EVAL, no NOSCRIPT), so no
+    call was judged by the 5 ms timeout for work that was not its own."""
+    for _ in range(4):
+        lim = make(own_server.url, budgets="*=53/day", on_error=policy, timeout_s=0.005, replicas_hint=5)
+        client_of_own.script_flush()
+        client_of_own.config_resetstat()
+        results = process_decisions(pickle.dumps(lim), "acme", processes=5, calls=20, cost=1.0)
+        assert sum(admitted for admitted, _ in results) <= 53
+        commands = client_of_own.info("commandstats")
+        assert "cmdstat_eval" not in commands
+        assert commands["cmdstat_evalsha"]["failed_calls"] == 0  # no NOSCRIPT
+        assert [(stats["setup_failures"], stats["script_loads"]) for _, stats in results] == [(0, 1)] * 5
+        lim.close()

@@ -43,6 +43,8 @@ class Admission:
     """Internal: settle against the in-process store rather than the shared backend."""
     committed: bool = False
     """Internal: ``reserved`` was charged as spend at admit (no lease); settle adjusts it."""
+    epoch: str = ""
+    """Internal: the identity of the Redis ledger the reservation was made in."""
 
 
 ALLOWED: Final = Admission(allowed=True)
@@ -72,6 +74,11 @@ class LimiterStats:
     """Settles or releases lost to a backend failure (their reservation expires with its lease)."""
     script_loads: int = 0
     """Times a Lua script was (re)loaded into Redis, e.g. after a restart or SCRIPT FLUSH."""
+    setup_failures: int = 0
+    """Times setting up the backend (connect, load scripts) failed within its own deadline."""
+    ledgers_rebuilt: int = 0
+    """Times this replica found a tenant's budget ledger lost by Redis (restart without
+    persistence, flush, eviction) and added its own spend to the new one."""
     internal_errors: int = 0
     """Unexpected errors inside the limiter (the call was admitted, degraded)."""
     leases_expired: int = 0

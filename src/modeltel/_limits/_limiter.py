@@ -20,6 +20,7 @@ from modeltel._limits._budget import BudgetRule, compile_budget, to_units
 from modeltel._limits._decision import ALLOWED, NO_BUDGET, Admission, LimiterStats
 from modeltel._limits._gcra import NS_PER_S, US_PER_S, RateRule, compile_rate
 from modeltel._limits._memory import MemoryStore
+from modeltel._limits._replica import Ledger, ReplicaSpend, ReplicaView, Sent
 from modeltel._limits._spec import Budget, Rate
 
 if TYPE_CHECKING:
@@ -50,9 +51,13 @@ class Limiter:
     """Per-tenant rate limits and budgets for one model (its ``scope``), exact under concurrency.
 
     ``backend`` is ``"memory"`` or a Redis URL (``redis://``, ``rediss://``, ``unix://``,
-    ``redis+cluster://host:port``) shared by all replicas. ``on_error`` decides calls while Redis
-    is failing: ``"open"`` admits, ``"closed"`` denies (as ``rate_limited``), ``"local"`` uses an
-    in-process limiter with every limit divided by ``replicas_hint``. ``lease_s`` is how long an
+    ``redis+cluster://host:port``) shared by all replicas; the connection is set up (and the
+    scripts loaded) here, not by the first call. ``on_error`` decides calls while Redis is
+    failing: ``"open"`` admits, ``"closed"`` denies (as ``rate_limited``), ``"local"`` uses an
+    in-process limiter with every rate divided by ``replicas_hint`` and, for budgets, this
+    replica's ``1/replicas_hint`` share of what Redis last said was left. What ``open`` and
+    ``local`` admit meanwhile is charged to Redis once it answers again, and a ledger Redis lost
+    is rebuilt from the replicas' own spend (see ``_replica``). ``lease_s`` is how long an
     unsettled budget reservation is held before it is freed. ``clock`` (unix seconds) replaces
     every in-process clock: the memory backend's, the fallback's and the circuit breaker's.
     """
@@ -118,9 +123,13 @@ class Limiter:
         self._local_rules = self._rules
         self._remote: RedisStore | None = None
         self._breaker = CircuitBreaker(clock=clock or time.monotonic)
+        self._spend = ReplicaSpend(replicas=replicas_hint, max_tenants=max_tenants, wall=clock or time.time)
         if shared and self.enabled:
             self._local_rules = _Rules(rates, budgets, NS_PER_S, replicas_hint)
-            self._remote = _redis_store(backend, scope, timeout_s, lease_s, self._script_loaded)
+            self._remote = _redis_store(
+                backend, scope, timeout_s, lease_s, self._script_loaded, self._setup_failed
+            )
+            self._remote.connect()
         _forksafe.register(self)
 
     # -- admit ---------------------------------------------------------------------------------
@@ -152,11 +161,12 @@ class Limiter:
                 return self._local.admit(tenant, rate, budget, units, commit)
             if not self._breaker.allow():
                 return self._short_circuit(tenant, units)
+            sent = self._spend.send_admit(tenant, units) if budget is not None else None
             try:
-                admission = self._remote.admit(tenant, rate, budget, units)
+                admission, ledger = self._remote.admit(tenant, rate, budget, units, _view(sent))
             except BaseException as exc:
-                return self._failed(exc, tenant, units)
-            return self._succeeded(admission)
+                return self._failed(exc, tenant, units, sent)
+            return self._succeeded(admission, ledger, sent)
         except Exception:
             return self._internal_error()
 
@@ -171,21 +181,29 @@ class Limiter:
             units = to_units(cost) if budget is not None else 0
             if not self._breaker.allow():
                 return self._short_circuit(tenant, units)
+            sent = self._spend.send_admit(tenant, units) if budget is not None else None
             try:
-                admission = await self._remote.admit_async(tenant, rate, budget, units)
+                admission, ledger = await self._remote.admit_async(tenant, rate, budget, units, _view(sent))
             except BaseException as exc:
-                return self._failed(exc, tenant, units)
-            return self._succeeded(admission)
+                return self._failed(exc, tenant, units, sent)
+            return self._succeeded(admission, ledger, sent)
         except Exception:
             return self._internal_error()
 
-    def _succeeded(self, admission: Admission) -> Admission:
+    def _succeeded(self, admission: Admission, ledger: Ledger | None, sent: Sent | None) -> Admission:
         self._breaker.success()
+        if sent is not None:
+            if ledger is None:  # the rate said no before the script reached the budget
+                self._spend.failed(sent)
+            else:
+                self._rebuilt(self._spend.answered(sent, ledger, admission.allowed))
         with self._local.lock:
             self.stats.count(admission)
         return admission
 
-    def _failed(self, exc: BaseException, tenant: str, units: int) -> Admission:
+    def _failed(self, exc: BaseException, tenant: str, units: int, sent: Sent | None) -> Admission:
+        if sent is not None:
+            self._spend.failed(sent)
         if not isinstance(exc, Exception):
             self._breaker.abandon()
             raise exc  # cancellation or interrupt: the caller's, not ours to swallow
@@ -198,14 +216,40 @@ class Limiter:
         return self._degraded(tenant, units)
 
     def _degraded(self, tenant: str, units: int) -> Admission:
+        budget = self._rules.budgets.get(tenant, self._rules.budget_any)
         if self._policy == "local":
-            rate, budget = self._local_rules.lookup(tenant)
-            return self._local.admit(tenant, rate, budget, units if budget is not None else 0)
-        admission = (
-            DEGRADED_OPEN if self._policy == "open" else closed_denial(tenant, self._breaker.retry_after())
-        )
+            return self._degraded_local(tenant, budget, units)
+        if self._policy == "open":
+            admission = DEGRADED_OPEN
+            if budget is not None and units:
+                self._spend.charge(tenant, budget, units)  # Redis learns it once back
+        else:
+            admission = closed_denial(tenant, self._breaker.retry_after())
         with self._local.lock:
             self.stats.count(admission)
+        return admission
+
+    def _degraded_local(self, tenant: str, budget: BudgetRule | None, units: int) -> Admission:
+        """Rates from the in-process limiter (divided by replicas); the budget from this replica's
+        share of what Redis last said was left (``_replica``)."""
+        rate = self._local_rules.rates.get(tenant, self._local_rules.rate_any)
+        if budget is None:
+            return self._local.admit(tenant, rate, None, 0)
+        admission = self._spend.admit_local(tenant, budget, units)
+        if not admission.allowed:
+            with self._local.lock:
+                self.stats.count(admission)
+                self.stats.local_fallbacks += 1
+            return admission
+        if rate is not None:
+            rated = self._local.admit(tenant, rate, None, 0)  # counts the decision
+            if not rated.allowed:
+                self._spend.settled(admission, 0)
+                return rated
+        else:
+            with self._local.lock:
+                self.stats.count(admission)
+                self.stats.local_fallbacks += 1
         return admission
 
     # -- settle / release ------------------------------------------------------------------------
@@ -218,17 +262,22 @@ class Limiter:
             units = to_units(actual_cost)
             if admission.committed and units == admission.reserved:
                 return  # charged at admit, and that was the actual cost
-            if self._remote is None or admission.local:
+            if self._remote is None:
                 self._local.settle(admission, units)
-            elif self._breaker.allow():
-                try:
-                    self._remote.settle(admission, units)
-                except BaseException as exc:
-                    self._settle_failed(exc)
-                else:
-                    self._breaker.success()
+                return
+            self._spend.settled(admission, units)
+            if admission.local or (not admission.lease and not units):
+                return
+            if not self._breaker.allow():
+                self._settle_lost(admission, units)
+                return
+            sent = self._spend.send_settle(admission)
+            try:
+                epoch = self._remote.settle(admission, units, sent.view)
+            except BaseException as exc:
+                self._settle_failed(exc, admission, units, sent)
             else:
-                self._settle_lost()
+                self._remote_settled(sent, epoch)
         except Exception:
             self._internal_error()
 
@@ -243,15 +292,19 @@ class Limiter:
             return
         try:
             units = to_units(actual_cost)
-            if not self._breaker.allow():
-                self._settle_lost()
+            self._spend.settled(admission, units)
+            if not admission.lease and not units:
                 return
+            if not self._breaker.allow():
+                self._settle_lost(admission, units)
+                return
+            sent = self._spend.send_settle(admission)
             try:
-                await self._remote.settle_async(admission, units)
+                epoch = await self._remote.settle_async(admission, units, sent.view)
             except BaseException as exc:
-                self._settle_failed(exc)
+                self._settle_failed(exc, admission, units, sent)
             else:
-                self._breaker.success()
+                self._remote_settled(sent, epoch)
         except Exception:
             self._internal_error()
 
@@ -259,14 +312,25 @@ class Limiter:
         """``release`` for coroutines."""
         await self.settle_async(admission, 0.0)
 
-    def _settle_failed(self, exc: BaseException) -> None:
+    def _remote_settled(self, sent: Sent, epoch: str | None) -> None:
+        self._breaker.success()
+        self._rebuilt(self._spend.settled_remote(sent, epoch))
+
+    def _rebuilt(self, rebuilt: bool) -> None:
+        if rebuilt:
+            with self._local.lock:
+                self.stats.ledgers_rebuilt += 1
+
+    def _settle_failed(self, exc: BaseException, admission: Admission, units: int, sent: Sent) -> None:
+        self._spend.failed(sent)
         if not isinstance(exc, Exception):
             self._breaker.abandon()
             raise exc
         self._backend_error()
-        self._settle_lost()
+        self._settle_lost(admission, units)
 
-    def _settle_lost(self) -> None:
+    def _settle_lost(self, admission: Admission, units: int) -> None:
+        self._spend.settle_lost(admission, units)
         with self._local.lock:
             self.stats.settle_errors += 1
 
@@ -281,6 +345,10 @@ class Limiter:
     def _script_loaded(self) -> None:
         with self._local.lock:
             self.stats.script_loads += 1
+
+    def _setup_failed(self) -> None:
+        with self._local.lock:
+            self.stats.setup_failures += 1
 
     def _internal_error(self) -> Admission:
         with contextlib.suppress(Exception), self._local.lock:
@@ -308,6 +376,7 @@ class Limiter:
     def _after_fork(self) -> None:
         self._local.after_fork()
         self._breaker.after_fork()
+        self._spend.after_fork()
         if self._remote is not None:
             self._remote.after_fork()
 
@@ -319,8 +388,17 @@ class Limiter:
         self._build(**config)
 
 
+def _view(sent: Sent | None) -> ReplicaView:
+    return sent.view if sent is not None else ""
+
+
 def _redis_store(
-    url: str, scope: str, timeout_s: float, lease_s: float, on_script_load: Callable[[], None]
+    url: str,
+    scope: str,
+    timeout_s: float,
+    lease_s: float,
+    on_script_load: Callable[[], None],
+    on_setup_failure: Callable[[], None],
 ) -> RedisStore:
     try:
         from modeltel._limits._redis import RedisStore
@@ -328,4 +406,11 @@ def _redis_store(
         raise ConfigurationError(
             f"{_BACKEND_VAR}={url!r} needs the redis client: pip install 'modeltel[redis]' ({exc})"
         ) from None
-    return RedisStore(url, scope=scope, timeout_s=timeout_s, lease_s=lease_s, on_script_load=on_script_load)
+    return RedisStore(
+        url,
+        scope=scope,
+        timeout_s=timeout_s,
+        lease_s=lease_s,
+        on_script_load=on_script_load,
+        on_setup_failure=on_setup_failure,
+    )
