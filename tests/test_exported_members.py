@@ -26,6 +26,7 @@ def test_all_is_pinned() -> None:
         "payload_hash",
         "prediction",
         "record_outcome",
+        "record_outcomes",
         "sensitive",
         "shutdown",
     }

@@ -11,7 +11,7 @@ from modeltel._contract_infer import infer_contract
 from modeltel._errors import BudgetExceeded, ConfigurationError, ContractViolation, ModeltelError, RateLimited
 from modeltel._hashing import payload_hash
 from modeltel._instrument import instrument, prediction
-from modeltel._outcomes import record_outcome
+from modeltel._outcomes import record_outcome, record_outcomes
 from modeltel._prediction import Prediction, current_prediction
 from modeltel._runtime import configure, force_flush, shutdown
 from modeltel._signals import install_signal_handlers
@@ -37,6 +37,7 @@ __all__ = [
     "payload_hash",
     "prediction",
     "record_outcome",
+    "record_outcomes",
     "sensitive",
     "shutdown",
 ]

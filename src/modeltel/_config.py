@@ -68,6 +68,9 @@ class Settings:
     """``MODELTEL_METRICS_PATH``: with a MeterProvider the application installed, ``local`` (exact
     local aggregates, exported through its readers) or ``api`` (every measurement through OTel API
     instruments, for Views that must see each one)."""
+    outcome_wait_s: float = 5.0
+    """``MODELTEL_OUTCOME_WAIT``: seconds an outcome may wait for room in a full log queue before it
+    is dropped and counted (once per stall: later outcomes do not wait until the queue moves)."""
 
 
 def _parse_bool(raw: str) -> bool:
@@ -173,10 +176,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "shutdown_timeout_s": _parse_non_negative,
     "undeclared_features": _one_of(*UNDECLARED_POLICIES),
     "metrics_path": _one_of("local", "api"),
+    "outcome_wait_s": _parse_non_negative,
 }
 
 _ENV_NAMES = {name: f"MODELTEL_{name.upper()}" for name in _PARSERS}
 _ENV_NAMES["shutdown_timeout_s"] = "MODELTEL_SHUTDOWN_TIMEOUT"
+_ENV_NAMES["outcome_wait_s"] = "MODELTEL_OUTCOME_WAIT"
 
 
 def env_name(field: str) -> str:

@@ -8,16 +8,18 @@ job) can report it days later; ``modeltel evaluate`` joins it to the prediction 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final
 
 from opentelemetry._logs import SeverityNumber
 
 from modeltel import _names as n
+from modeltel._guarded import export_failures
 from modeltel._internal import handle_internal_errors
 from modeltel._runtime import get_runtime
 
-__all__ = ["EVENT_OUTCOME", "OUTCOME_LABEL", "record_outcome"]
+__all__ = ["EVENT_OUTCOME", "OUTCOME_LABEL", "record_outcome", "record_outcomes"]
 
 EVENT_OUTCOME: Final = n.EVENT_OUTCOME
 OUTCOME_LABEL: Final = "ml.outcome.label"
@@ -38,6 +40,11 @@ def record_outcome(
     known (a ``datetime``, naive meaning UTC, or Unix seconds; default now). ``model`` limits
     a payload-hash outcome to that model. Telemetry failures never raise into the caller.
 
+    Outcomes are not dropped to make room: when the log queue is full the call waits, at most
+    ``MODELTEL_OUTCOME_WAIT`` seconds, for the exporter to take a batch; an outcome that still
+    finds no room is counted in ``modeltel.export.failures{signal="logs"}``. Many outcomes at
+    once: :func:`record_outcomes`.
+
     >>> modeltel.record_outcome(prediction_id, label=1, at=chargeback_time)  # doctest: +SKIP
     """
     if prediction_id is None and payload_hash is None:
@@ -46,13 +53,54 @@ def record_outcome(
         _emit(prediction_id, payload_hash, label, at, model)
 
 
+def record_outcomes(outcomes: Iterable[Mapping[str, Any]]) -> int:
+    """Record many outcomes, each a mapping of :func:`record_outcome`'s arguments; returns how
+    many were recorded (the rest were counted as lost, see :func:`record_outcome`).
+
+    Keys: ``label`` (required), ``prediction_id`` and/or ``payload_hash``, optional ``at`` and
+    ``model``. An item without a label or an id, or with another key, is a ``ValueError`` naming
+    its position; the items before it are recorded. ``outcomes`` is read once, lazily, so a
+    generator over a large file or a query result works in constant memory.
+
+    >>> modeltel.record_outcomes(labels.to_dict("records"))  # doctest: +SKIP
+    >>> modeltel.record_outcomes({"prediction_id": p, "label": y} for p, y in rows)  # doctest: +SKIP
+    """
+    recorded = 0
+    for index, outcome in enumerate(outcomes):
+        args = _outcome_args(index, outcome)
+        with handle_internal_errors("record_outcomes"):
+            recorded += _emit(*args)
+    return recorded
+
+
+_KEYS: Final = ("prediction_id", "payload_hash", "label", "at", "model")
+
+
+def _outcome_args(index: int, outcome: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The ``_emit`` arguments of one ``record_outcomes`` item, or a ValueError naming it."""
+    if not isinstance(outcome, Mapping):
+        raise ValueError(f"record_outcomes: item {index} is a {type(outcome).__name__}, not a mapping")
+    unknown = sorted(str(k) for k in outcome if k not in _KEYS)
+    if unknown:
+        raise ValueError(
+            f"record_outcomes: item {index} has unknown key(s) {', '.join(unknown)}; "
+            f"expected {', '.join(_KEYS)}"
+        )
+    if "label" not in outcome:
+        raise ValueError(f"record_outcomes: item {index} has no label")
+    if outcome.get("prediction_id") is None and outcome.get("payload_hash") is None:
+        raise ValueError(f"record_outcomes: item {index} needs a prediction_id or a payload_hash")
+    return tuple(outcome.get(key) for key in _KEYS)
+
+
 def _emit(
     prediction_id: str | None,
     payload_hash: str | None,
     label: Any,
     at: datetime | float | None,
     model: str | None,
-) -> None:
+) -> bool:
+    """Emit one outcome record; False when the log queue had no room for it (counted)."""
     attributes: dict[str, Any] = {OUTCOME_LABEL: _label_value(label)}
     if prediction_id is not None:
         attributes[n.PREDICTION_ID] = str(prediction_id)
@@ -60,12 +108,19 @@ def _emit(
         attributes[n.PAYLOAD_HASH] = str(payload_hash)
     if model is not None:
         attributes[n.MODEL_NAME] = str(model)
-    get_runtime().otel_logger.emit(
+    timestamp = _to_unix_nano(at)
+    runtime = get_runtime()
+    room = runtime.log_room
+    if room is not None and not room.wait_for_room(runtime.settings.outcome_wait_s):
+        export_failures.add("logs")
+        return False
+    runtime.otel_logger.emit(
         event_name=EVENT_OUTCOME,
-        timestamp=_to_unix_nano(at),
+        timestamp=timestamp,
         attributes=attributes,
         severity_number=SeverityNumber.INFO,
     )
+    return True
 
 
 def _label_value(label: Any) -> bool | int | float | str:

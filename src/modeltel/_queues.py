@@ -5,12 +5,19 @@ in a log line. A :class:`Backlog` in front of the SDK's queue refuses what the q
 for and counts it in ``modeltel.export.failures``, so the SDK is never handed an item it would drop
 silently. It counts items admitted and items the exporter has taken; the exporter counts a batch
 as soon as the SDK pops it, so admitted minus taken is never below the SDK queue's length.
+
+Outcomes are the loop's ground truth and come in bursts (a job labelling yesterday's predictions),
+so before one is emitted :meth:`Backlog.wait_for_room` waits, bounded, for the exporter to take a
+batch. After one wait ran out (a collector down or stalled) the backlog counts as stalled: later
+waits give up at once until the exporter takes a batch again, so a loop of outcomes during an
+outage costs one wait per export attempt, not one per outcome.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 
 from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
@@ -20,6 +27,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from modeltel import _forksafe
 from modeltel._errors import ConfigurationError
 from modeltel._guarded import export_failures
+from modeltel._internal import logger
+from modeltel._names import M_EXPORT_FAILURES
 
 # Span queue unless OTEL_BSP_MAX_QUEUE_SIZE sets one. A span costs the export thread ~100 us (OTLP)
 # to ~140 us (JSON files), so a burst of traced calls outruns it; the SDK's 2,048 dropped spans in
@@ -31,7 +40,17 @@ LOG_QUEUE = 2_048  # the SDK's default; log records are few (records are columna
 class Backlog:
     """Items admitted to one batch queue and not yet taken by its exporter."""
 
-    __slots__ = ("__weakref__", "_lock", "admitted", "capacity", "closed", "signal", "taken")
+    __slots__ = (
+        "__weakref__",
+        "_lock",
+        "_room",
+        "admitted",
+        "capacity",
+        "closed",
+        "signal",
+        "stalled",
+        "taken",
+    )
 
     def __init__(self, signal: str, capacity: int) -> None:
         self.signal = signal
@@ -41,8 +60,9 @@ class Backlog:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified as the exporter takes a batch
         self.admitted = self.taken = 0
-        self.closed = False
+        self.closed = self.stalled = False
 
     def admit(self) -> bool:
         """Whether the queue has room for one more; a refusal is counted as a failed export."""
@@ -56,6 +76,28 @@ class Backlog:
     def take(self, n: int) -> None:
         with self._lock:
             self.taken += n
+            self.stalled = False
+            self._room.notify_all()
+
+    def wait_for_room(self, timeout_s: float) -> bool:
+        """Whether the queue has room for one more, waiting at most ``timeout_s`` for the exporter
+        to take a batch (not at all while stalled: an earlier wait ran out and nothing was taken
+        since). Counts nothing: the caller decides what a False costs."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while not self.closed and self.admitted - self.taken >= self.capacity:
+                remaining = deadline - time.monotonic()
+                if self.stalled or remaining <= 0:
+                    if not self.stalled:
+                        self.stalled = True
+                        logger.warning(
+                            "modeltel: the %s queue stayed full for %.1fs; outcomes are dropped and "
+                            'counted in %s{signal="%s"} until the exporter takes a batch',
+                            self.signal, timeout_s, M_EXPORT_FAILURES, self.signal,
+                        )  # fmt: skip
+                    return False
+                self._room.wait(remaining)
+            return True
 
     def pending(self) -> int:
         with self._lock:
@@ -66,6 +108,7 @@ class Backlog:
         with self._lock:
             self.closed, lost = True, self.admitted - self.taken
             self.taken = self.admitted
+            self._room.notify_all()
         if lost:
             export_failures.add(self.signal, lost)
 

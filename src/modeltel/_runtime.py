@@ -69,6 +69,7 @@ class Runtime:
     records: Any = None  # the RecordSink of per-call prediction records
     classes: Any = None  # the cap on ml.prediction.class values
     shadows: Any = None  # runs challenger models off the request path
+    log_room: Any = None  # the log queue's Backlog, which outcomes wait on, where modeltel built it
     # In a forked child: the parent's tracer and logger providers, still global and used by the
     # application; their exporters rebound to this process (see _guarded), so we flush them too.
     inherited: list[Any] = field(default_factory=list)
@@ -211,13 +212,15 @@ def build_runtime(
     guarded = _guard(sinks, factory) if sinks is not None else None
     gates: list[Any] = []
     tracer = _tracer(resource, guarded, own_all, install_globals, owned, gates)
-    otel_logger = _logger(resource, guarded, own_all, install_globals, owned)
+    rooms: list[Backlog] = []
+    otel_logger = _logger(resource, guarded, own_all, install_globals, owned, rooms)
     recorder = _recorder(settings, resource, guarded, own_all, install_globals, owned, export_interval_millis)
     description = sinks.description if sinks else "the application's OpenTelemetry providers"
     runtime = Runtime(settings, tracer, otel_logger, recorder, hasher, tenants, description, owned, factory)
     if gates:
         runtime.span_gate, runtime.span_unsampled = gates[0].admit, gates[0].unsampled
     runtime.foreign = [] if own_all else _foreign_providers()
+    runtime.log_room = rooms[0] if rooms else None
     runtime.classes = TenantCap(settings.max_classes)
     runtime.shadows = ShadowRunner()
     if settings.prediction_records > 0:
@@ -301,7 +304,12 @@ def _tracer(
 
 
 def _logger(
-    resource: Resource, sinks: Sinks | None, own: bool, install: bool, owned: list[Any]
+    resource: Resource,
+    sinks: Sinks | None,
+    own: bool,
+    install: bool,
+    owned: list[Any],
+    rooms: list[Backlog],
 ) -> _logs.Logger:
     current = _logs.get_logger_provider()
     if not own and (_foreign(current) or sinks is None):
@@ -315,6 +323,7 @@ def _logger(
         _sdk_processor(lambda: CountingLogRecordProcessor(logs, backlog), "OTEL_BLRP_")
     )
     logs.on_taken = backlog.take
+    rooms.append(backlog)
     owned.append(provider)
     _maybe_install(install, provider, _logs.set_logger_provider, current)
     return provider.get_logger("modeltel", __version__)
