@@ -141,10 +141,10 @@ def test_values_of_both_body_shapes(folder: Path, convert: bool) -> None:
 
 def test_worker_processes_split_a_file_by_lines(folder: Path) -> None:
     logs = [folder / "logs.jsonl"]
-    with converted(logs, chunk_bytes=50_000, workers=2) as (tables, other):
+    with converted(logs, chunk_bytes=50_000, workers=2) as (tables, other, _):
         assert len(tables) > 2
         split = _loaded(tables, other)
-    with converted(logs, chunk_bytes=1 << 40, workers=1) as (tables, other):
+    with converted(logs, chunk_bytes=1 << 40, workers=1) as (tables, other, _):
         assert len(tables) == 1
         assert _loaded(tables, other) == split
 
@@ -164,7 +164,7 @@ def test_a_large_file_is_cached_and_reconverted_when_it_changes(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     logs, cached = [folder / "logs.jsonl"], folder / CACHE_DIR / "logs.jsonl"
-    with converted(logs, cache_min_bytes=0) as (first, _):
+    with converted(logs, cache_min_bytes=0) as (first, _, _):
         pass
     (entry,) = cached.iterdir()
     assert first[0].parent == entry
@@ -173,23 +173,35 @@ def test_a_large_file_is_cached_and_reconverted_when_it_changes(
         assert not jobs, "a cached file was converted again"
 
     monkeypatch.setattr(_cache, "convert_all", no_conversion)
-    with converted(logs, cache_min_bytes=0) as (again, _):
+    with converted(logs, cache_min_bytes=0) as (again, _, _):
         assert again == first
     monkeypatch.undo()
 
     append_records(folder, [outcome_record(1, at_ns=T0, prediction_id="late")])
-    with converted(logs, cache_min_bytes=0) as (after, _):
+    with converted(logs, cache_min_bytes=0) as (after, _, _):
         (fresh,) = cached.iterdir()
         assert fresh != entry and after[0].parent == fresh
 
 
 def test_a_small_file_is_converted_without_a_cache(folder: Path) -> None:
-    with converted([folder / "logs.jsonl"]) as (tables, _):
+    with converted([folder / "logs.jsonl"]) as (tables, _, _):
         assert tables and CACHE_DIR not in str(tables[0])
     assert not (folder / CACHE_DIR).exists()
 
 
-def test_a_line_that_is_not_json_names_the_file(tmp_path: Path) -> None:
-    (tmp_path / "logs.jsonl").write_bytes(b'{"resourceLogs": []}\n{"resourceLogs": [\n')
-    with pytest.raises(ValueError, match=r"logs\.jsonl: line at byte 21"):
-        load_telemetry(connect(), tmp_path)
+@pytest.mark.parametrize("convert", [False, True], ids=["sql", "converted"])
+def test_lines_that_are_not_json_are_skipped_and_counted(folder: Path, convert: bool) -> None:
+    """A torn line mid-file and a truncated last line are skipped and counted per file; every
+    other record loads as from the intact file (main: ValueError, nothing loaded)."""
+    intact = _tables(folder, convert=convert)
+    logs = folder / "logs.jsonl"
+    lines = logs.read_bytes().splitlines(keepends=True)
+    torn = b"".join([*lines[:3], lines[3][:50] + b"\n", *lines[3:], lines[-1][: len(lines[-1]) // 2]])
+    logs.write_bytes(torn)
+
+    con = connect()
+    skipped = load_telemetry(con, folder, convert=convert)
+    con.close()
+
+    assert skipped == {"logs.jsonl": 2}
+    assert _tables(folder, convert=convert) == intact

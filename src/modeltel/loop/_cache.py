@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from modeltel.loop._convert import convert_all, cpu_count, line_ranges, part_files
+from modeltel.loop._convert import convert_all, cpu_count, line_ranges, part_files, skipped_lines
 
 __all__ = ["CACHE_DIR", "converted"]
 
@@ -46,8 +46,9 @@ def converted(
     cache_min_bytes: int = 64 * _MIB,
     chunk_bytes: int = 64 * _MIB,
     workers: int | None = None,
-) -> Iterator[tuple[list[Path], list[Path]]]:
-    """Yield the Parquet and JSONL parts of ``files``, converting what is not cached."""
+) -> Iterator[tuple[list[Path], list[Path], dict[str, int]]]:
+    """Yield the Parquet and JSONL parts of ``files``, converting what is not cached, and the
+    lines skipped as not JSON per file name."""
     with tempfile.TemporaryDirectory(prefix="modeltel-logs-") as scratch:
         plan = _Plan()
         for index, path in enumerate(files):
@@ -60,7 +61,8 @@ def converted(
             raise
         outputs = [*plan.outputs, *(commit() for commit in plan.commits)]
         parts = [part_files(out) for out in outputs]
-        yield [p for tables, _ in parts for p in tables], [p for _, other in parts for p in other]
+        tables = [p for found, _ in parts for p in found]
+        yield tables, [p for _, other in parts for p in other], skipped_lines(outputs)
 
 
 def _plan_file(plan: _Plan, path: Path, scratch: Path, cache_min_bytes: int, chunk_bytes: int) -> None:

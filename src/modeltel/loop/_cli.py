@@ -94,12 +94,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"modeltel evaluate: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    if result.skipped_lines:
+        print(
+            f"modeltel evaluate: {_skipped_note(result.skipped_lines)}; evaluated the rest", file=sys.stderr
+        )
     print(format_evaluation(result))
     if args.json:
         args.json.write_text(json.dumps(to_jsonable(result), indent=2), encoding="utf-8")
     if args.html:
         args.html.write_text(render_html(result), encoding="utf-8")
     return 0
+
+
+def _skipped_note(skipped: dict[str, int]) -> str:
+    """``skipped 2 malformed line(s) (not JSON) in logs.jsonl``: what a loader skipped, for stderr."""
+    where = ", ".join(
+        f"{name} ({count})" if len(skipped) > 1 else name for name, count in sorted(skipped.items())
+    )
+    return f"skipped {sum(skipped.values())} malformed line(s) (not JSON) in {where}"
 
 
 def inventory_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,8 @@ body's JSON text too) and write:
 ``other-NNNNN.jsonl``          every other record the loop reads (features, outcomes) and the
                                prediction records' attributes without their body, as OTLP-JSON,
                                loaded by the SQL path (they are a small share of the bytes)
+``skipped-NNNNN.json``         lines that are not JSON (a truncated last line after a full disk
+                               or a partial copy): skipped, and counted here per logs file
 
 The SDK's on-disk format is unchanged: this is a derived cache (see :func:`converted_dir`).
 """
@@ -46,7 +48,15 @@ from modeltel.loop._values import (
     text,
 )
 
-__all__ = ["EVENTS", "convert_all", "convert_range", "cpu_count", "line_ranges", "part_files"]
+__all__ = [
+    "EVENTS",
+    "convert_all",
+    "convert_range",
+    "cpu_count",
+    "line_ranges",
+    "part_files",
+    "skipped_lines",
+]
 
 EVENT_PREDICTIONS: Final = n.EVENT_RECORDS
 EVENTS: Final = frozenset({EVENT_PREDICTIONS, n.EVENT_FEATURES, EVENT_OUTCOME})
@@ -98,12 +108,14 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _convert_range(path: str, start: int, end: int, out: Path, part: int) -> None:
-    rows, writer = _Rows(), None
+    rows, writer, skipped = _Rows(), None, 0
     tables, other_path = out / f"predictions-{part:05d}.parquet", out / f"other-{part:05d}.jsonl"
     with other_path.open("wb") as other:
-        for offset, line in _lines(path, start, end):
-            kept = _split_line(line, rows, f"{path}: line at byte {offset}")
-            if kept:
+        for line in _lines(path, start, end):
+            kept = _split_line(line, rows)
+            if kept is None:
+                skipped += 1
+            elif kept:
                 other.write(orjson.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": kept}]}]}) + b"\n")
             if rows.count >= _BATCH_ROWS:
                 writer = _write(writer, tables, rows.take())
@@ -113,9 +125,21 @@ def _convert_range(path: str, start: int, end: int, out: Path, part: int) -> Non
         writer.close()
     if not other_path.stat().st_size:
         other_path.unlink()
+    if skipped:
+        (out / f"skipped-{part:05d}.json").write_bytes(orjson.dumps({Path(path).name: skipped}))
 
 
-def _lines(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+def skipped_lines(outputs: Sequence[Path]) -> dict[str, int]:
+    """Lines the conversions into ``outputs`` skipped as not JSON, per logs file name."""
+    found: dict[str, int] = {}
+    for out in outputs:
+        for part in sorted(out.glob("skipped-*.json")):
+            for name, count in orjson.loads(part.read_bytes()).items():
+                found[name] = found.get(name, 0) + int(count)
+    return found
+
+
+def _lines(path: str, start: int, end: int) -> Iterator[bytes]:
     with open(path, "rb", buffering=1 << 20) as handle:
         handle.seek(start)
         offset = start
@@ -124,16 +148,17 @@ def _lines(path: str, start: int, end: int) -> Iterator[tuple[int, bytes]]:
             if not line:
                 return
             if line.strip():
-                yield offset, line
+                yield line
             offset += len(line)
 
 
-def _split_line(line: bytes, rows: _Rows, where: str) -> list[dict[str, Any]]:
-    """Add the line's prediction rows to ``rows``; return the records for the SQL path."""
+def _split_line(line: bytes, rows: _Rows) -> list[dict[str, Any]] | None:
+    """Add the line's prediction rows to ``rows``; return the records for the SQL path (None:
+    the line is not JSON, and adds nothing)."""
     try:
         request = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"{where} is not JSON: {exc}") from exc
+    except orjson.JSONDecodeError:
+        return None
     kept: list[dict[str, Any]] = []
     for record in _records(request):
         event = record.get("eventName")

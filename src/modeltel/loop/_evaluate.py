@@ -179,7 +179,7 @@ def evaluate(
     folder, stages = Path(path), Progress(8, enabled=progress)
     con = connect()
     with stages("loading telemetry"):
-        load_telemetry(con, folder)
+        skipped = load_telemetry(con, folder)
         loaded = sum(load_labels(con, labels) for labels in options.labels)
     period, maturation = parse_duration(options.period), parse_duration(options.maturation)
     as_of = parse_instant(options.as_of) if options.as_of else (latest_timestamp(con) or 0)
@@ -221,6 +221,7 @@ def evaluate(
             options.threshold,
             list(groups.values()),
             outcomes_loaded=loaded,
+            skipped_lines=skipped,
         )
         evaluation.comparisons = compare_versions(con, options.threshold, groups, _tasks(con))
         known = (

@@ -111,22 +111,26 @@ def sql_string(text: str | Path) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def load_telemetry(con: Any, folder: Path, *, convert: bool = True) -> None:
+def load_telemetry(con: Any, folder: Path, *, convert: bool = True) -> dict[str, int]:
     """Create the loop's tables from ``folder``'s ``logs*.jsonl`` (OTLP-JSON) and ``predictions*.parquet``.
 
     With ``convert`` (and pyarrow installed) the logs' prediction records go through the
     converted Parquet cache (:mod:`modeltel.loop._cache`), otherwise DuckDB parses the JSON.
+    A line that is not JSON (a truncated last line after a full disk or a partial copy) is
+    skipped; returns how many were, per logs file name (empty when none).
     """
     for statement in (*_MACROS, *_EMPTY):
         con.execute(statement)
     logs = sorted(folder.glob("logs*.jsonl"))
+    skipped: dict[str, int] = {}
     if logs and convert and _has_pyarrow():
-        _load_converted_logs(con, logs)
+        skipped = _load_converted_logs(con, logs)
     elif logs:
-        _load_logs(con, logs)
+        skipped = _load_logs(con, logs, count_skipped=True)
     tables = sorted(folder.glob("predictions*.parquet"))
     if tables:
         _load_prediction_tables(con, tables)
+    return skipped
 
 
 def _has_pyarrow() -> bool:
@@ -137,17 +141,20 @@ def _has_pyarrow() -> bool:
     return True
 
 
-def _load_converted_logs(con: Any, files: Sequence[Path]) -> None:
+def _load_converted_logs(con: Any, files: Sequence[Path]) -> dict[str, int]:
     from modeltel.loop._cache import converted
 
-    with converted(files) as (tables, other):
+    with converted(files) as (tables, other, skipped):
         if other:
             _load_logs(con, other)
         if tables:
             _load_prediction_tables(con, tables)
+    return skipped
 
 
-def _load_logs(con: Any, files: Sequence[Path]) -> None:
+def _load_logs(con: Any, files: Sequence[Path], *, count_skipped: bool = False) -> dict[str, int]:
+    """Load OTLP-JSON log files through DuckDB's JSON reader, skipping lines that are not JSON;
+    with ``count_skipped``, return how many were skipped per file name."""
     paths = "[" + ", ".join(sql_string(p) for p in files) + "]"
     events = ", ".join(sql_string(e) for e in (EVENT_PREDICTIONS, EVENT_FEATURES, EVENT_OUTCOME))
     con.execute(f"""
@@ -159,7 +166,7 @@ def _load_logs(con: Any, files: Sequence[Path]) -> None:
         FROM (SELECT unnest(sl.logRecords) AS r
               FROM (SELECT unnest(rl.scopeLogs) AS sl
                     FROM (SELECT unnest(resourceLogs) AS rl
-                          FROM read_json({paths}, format = 'newline_delimited',
+                          FROM read_json({paths}, format = 'newline_delimited', ignore_errors = true,
                                          columns = {{'resourceLogs': '{_LOGS_SCHEMA}'}}))))
         WHERE r.eventName IN ({events})
     """)
@@ -168,6 +175,17 @@ def _load_logs(con: Any, files: Sequence[Path]) -> None:
     _insert_logged_outcomes(con)
     _insert_features(con)
     con.execute("DROP TABLE raw_logs")
+    return _skipped_lines(con, paths) if count_skipped else {}
+
+
+def _skipped_lines(con: Any, paths: str) -> dict[str, int]:
+    # The JSON reader reads a line that is not JSON as a row of NULL (blank lines as nothing).
+    found = con.execute(f"""
+        SELECT filename, count(*)
+        FROM read_json_objects({paths}, format = 'newline_delimited', ignore_errors = true, filename = true)
+        WHERE json IS NULL GROUP BY filename
+    """).fetchall()
+    return {Path(name).name: int(count) for name, count in found}
 
 
 def _insert_predictions(con: Any) -> None:

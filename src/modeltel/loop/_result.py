@@ -140,6 +140,8 @@ class Evaluation:
     comparisons: list[Comparison] = field(default_factory=list)
     inventory: list[InventoryEntry] = field(default_factory=list)
     outcomes_loaded: int = 0
+    skipped_lines: dict[str, int] = field(default_factory=dict)
+    """Lines skipped because they are not JSON (e.g. a truncated last line), per logs file name."""
 
 
 def to_jsonable(value: Any) -> Any:
