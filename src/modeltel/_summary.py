@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from modeltel import _names as n
 from modeltel._features import feature_row_count
+from modeltel._gc import gc_paused
 from modeltel._otlp_flat import FlatRecord, latest_points
 from modeltel._otlp_json import OtlpFiles, read_otlp_json
 
@@ -31,12 +32,15 @@ __all__ = [
     "histogram_std_estimate",
     "merge_histograms",
     "summarize",
+    "summarize_files",
 ]
 
 Key = tuple[str, str, str]
 """(model name, model version, tenant)."""
 
 QUANTILES = (0.5, 0.95, 0.99)
+TOP_TENANTS = 20
+"""Tenants shown per model/version by default; the rest share one row."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,8 @@ class MergedHistogram:
 
 @dataclass(frozen=True)
 class SummaryRow:
-    """Figures for one (model, version, tenant); ``tenant`` is None on a model/version total row."""
+    """Figures for one (model, version, tenant); ``tenant`` is None on a model/version total row,
+    and ``others`` counts the tenants of the row that folds the smaller ones together."""
 
     model: str
     version: str
@@ -65,6 +70,7 @@ class SummaryRow:
     non_finite: int
     feature_records: int  # sampled predictions: a batch call's one record counts its rows
     spans: int
+    others: int = 0  # on the row folding a model/version's smaller tenants: how many it holds
 
     @property
     def calls(self) -> int:
@@ -184,25 +190,52 @@ def _span_key(span: FlatRecord) -> Key | None:
     return name[len(n.SPAN_NAME_PREFIX) :], _text(attributes, n.MODEL_VERSION), _text(attributes, n.TENANT)
 
 
-def _in_group(key: Key | None, model: str, version: str, tenant: str | None) -> bool:
-    return key is not None and key[:2] == (model, version) and (tenant is None or key[2] == tenant)
+@dataclass(slots=True)
+class _Group:
+    """What one (model, version, tenant) recorded: its metric points by name, sampled feature
+    rows and spans; ``shown`` when it has a row of its own (calls, latency, features or spans)."""
+
+    points: dict[str, list[FlatRecord]] = field(default_factory=dict)
+    feature_records: int = 0
+    spans: int = 0
+    shown: bool = False
+
+    def calls(self) -> int:
+        return int(sum(p["value"] for p in self.points.get(n.M_PREDICTIONS, ())))
 
 
-@dataclass(frozen=True)
-class _Inputs:
-    points: list[FlatRecord]
-    features: list[FlatRecord]
-    spans: list[FlatRecord]
+_ROW_METRICS = frozenset({n.M_PREDICTIONS, n.M_DURATION})
 
 
-def _select(
-    points: Sequence[FlatRecord], name: str, model: str, version: str, tenant: str | None
-) -> list[FlatRecord]:
-    return [
-        p
-        for p in points
-        if p["name"] == name and _in_group(_attr_key(p["attributes"]), model, version, tenant)
-    ]
+def _groups(files: OtlpFiles) -> dict[Key, _Group]:
+    """Every point, feature record and span added to its (model, version, tenant), in one pass."""
+    groups: dict[Key, _Group] = {}
+    for point in latest_points(files.metrics):
+        key = _attr_key(point["attributes"])
+        if key is not None:
+            group = _group(groups, key)
+            group.points.setdefault(point["name"], []).append(point)
+            group.shown = group.shown or point["name"] in _ROW_METRICS
+    for record in files.logs:
+        key = _attr_key(record["attributes"]) if record["event_name"] == n.EVENT_FEATURES else None
+        if key is not None:
+            group = _group(groups, key)
+            group.feature_records += feature_row_count(record["body"])
+            group.shown = True
+    for span in files.spans:
+        key = _span_key(span)
+        if key is not None:
+            group = _group(groups, key)
+            group.spans += 1
+            group.shown = True
+    return groups
+
+
+def _group(groups: dict[Key, _Group], key: Key) -> _Group:
+    group = groups.get(key)
+    if group is None:
+        group = groups[key] = _Group()
+    return group
 
 
 def _outcomes(points: Sequence[FlatRecord]) -> dict[str, int]:
@@ -218,9 +251,13 @@ def _latency_ms(hist: MergedHistogram | None) -> dict[float, float | None]:
     return {q: None if s is None else s * 1000 for q, s in estimates.items()}
 
 
-def _row(data: _Inputs, model: str, version: str, tenant: str | None) -> SummaryRow:
+def _row(
+    groups: Sequence[_Group], model: str, version: str, tenant: str | None, others: int = 0
+) -> SummaryRow:
+    """One row over ``groups``: a tenant's own, the tenants folded together, or all of them."""
+
     def select(name: str) -> list[FlatRecord]:
-        return _select(data.points, name, model, version, tenant)
+        return [p for group in groups for p in group.points.get(name, ())]
 
     score = merge_histograms(select(n.M_SCORE))
     return SummaryRow(
@@ -232,28 +269,22 @@ def _row(data: _Inputs, model: str, version: str, tenant: str | None) -> Summary
         score_mean=score.sum / score.count if score and score.count and score.sum is not None else None,
         score_std_estimate=histogram_std_estimate(score) if score else None,
         non_finite=int(sum(p["value"] for p in select(n.M_SCORE_NON_FINITE))),
-        feature_records=sum(
-            feature_row_count(r["body"])
-            for r in data.features
-            if _in_group(_attr_key(r["attributes"]), model, version, tenant)
-        ),
-        spans=sum(_in_group(_span_key(s), model, version, tenant) for s in data.spans),
+        feature_records=sum(group.feature_records for group in groups),
+        spans=sum(group.spans for group in groups),
+        others=others,
     )
 
 
-def _inputs(files: OtlpFiles) -> _Inputs:
-    return _Inputs(
-        points=latest_points(files.metrics),
-        features=[r for r in files.logs if r["event_name"] == n.EVENT_FEATURES],
-        spans=[s for s in files.spans if _span_key(s) is not None],
-    )
-
-
-def _group_keys(data: _Inputs) -> list[Key]:
-    keys = {_attr_key(p["attributes"]) for p in data.points if p["name"] in (n.M_PREDICTIONS, n.M_DURATION)}
-    keys.update(_attr_key(r["attributes"]) for r in data.features)
-    keys.update(_span_key(s) for s in data.spans)
-    return sorted(k for k in keys if k is not None)
+def _version_rows(model: str, version: str, tenants: dict[str, _Group], top: int | None) -> list[SummaryRow]:
+    """A model/version's rows: its ``top`` tenants by calls, the rest folded into one row, the total."""
+    shown = sorted((t for t, g in tenants.items() if g.shown), key=lambda t: (-tenants[t].calls(), t))
+    folded = shown[top:] if top is not None and len(shown) > top + 1 else []
+    rows = [_row([tenants[t]], model, version, t) for t in shown[: len(shown) - len(folded)]]
+    if folded:
+        label = f"({len(folded):,} others)"
+        rows.append(_row([tenants[t] for t in folded], model, version, label, others=len(folded)))
+    rows.append(_row(list(tenants.values()), model, version, None))
+    return rows
 
 
 def _outcome_columns(rows: Iterable[SummaryRow]) -> tuple[str, ...]:
@@ -262,19 +293,32 @@ def _outcome_columns(rows: Iterable[SummaryRow]) -> tuple[str, ...]:
     return (*known, *sorted(seen.difference(n.OUTCOMES)))
 
 
-def summarize(folder: str | os.PathLike[str]) -> Summary:
-    """Read the OTLP/JSON files in ``folder`` and compute one row per (model, version, tenant).
+def summarize(folder: str | os.PathLike[str], top: int | None = TOP_TENANTS) -> Summary:
+    """Read the OTLP/JSON files in ``folder`` and compute rows per (model, version, tenant).
 
-    Each model/version is followed by a total row (``tenant=None``) over all its tenants.
+    Per model/version: its ``top`` tenants by calls (all of them with ``top=None``), the rest
+    folded into one row (``others`` tenants, tenant ``"(N others)"``), then a total row
+    (``tenant=None``) over all its tenants. One pass over the records: linear in their number.
     """
-    files = read_otlp_json(folder)
-    data = _inputs(files)
+    with gc_paused():
+        return summarize_files(read_otlp_json(folder), os.fspath(folder), top)
+
+
+def summarize_files(files: OtlpFiles, folder: str = "", top: int | None = TOP_TENANTS) -> Summary:
+    """:func:`summarize` over records already read (``folder`` only names them in the output)."""
+    with gc_paused():
+        return _summarize(files, folder, top)
+
+
+def _summarize(files: OtlpFiles, folder: str, top: int | None) -> Summary:
+    by_version: dict[tuple[str, str], dict[str, _Group]] = {}
+    for (model, version, tenant), group in _groups(files).items():
+        by_version.setdefault((model, version), {})[tenant] = group
     rows: list[SummaryRow] = []
-    keys = _group_keys(data)
-    for model, version in dict.fromkeys(k[:2] for k in keys):
-        rows.extend(_row(data, model, version, k[2]) for k in keys if k[:2] == (model, version))
-        rows.append(_row(data, model, version, None))
-    return Summary(os.fspath(folder), rows, _outcome_columns(rows), files.bad_lines)
+    for (model, version), tenants in sorted(by_version.items()):
+        if any(group.shown for group in tenants.values()):
+            rows.extend(_version_rows(model, version, tenants, top))
+    return Summary(folder, rows, _outcome_columns(rows), files.bad_lines)
 
 
 def _number(value: float | None, digits: int = 2) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modeltel._demo import DEFAULT_CALLS, run_demo
-from modeltel._summary import format_summary, summarize
+from modeltel._summary import TOP_TENANTS, format_summary, summarize
 from modeltel._version import __version__
 from modeltel.loop._cli import evaluate_arguments, inventory_arguments, run_evaluate, run_inventory
 
@@ -55,6 +55,12 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _summary_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="folder holding traces.jsonl, metrics.jsonl and logs.jsonl")
+    parser.add_argument(
+        "--top",
+        type=_non_negative_int,
+        default=TOP_TENANTS,
+        help=f"tenants shown per model/version by calls, the rest on one line ({TOP_TENANTS}, 0: all)",
+    )
 
 
 def _run_summary(args: argparse.Namespace) -> int:
@@ -63,8 +69,18 @@ def _run_summary(args: argparse.Namespace) -> int:
         problem = "is not a folder" if path.exists() else "does not exist"
         print(f"modeltel summary: {args.path} {problem}", file=sys.stderr)
         return USAGE_ERROR
-    print(format_summary(summarize(path)))
+    print(format_summary(summarize(path, top=args.top or None)))
     return 0
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,13 +18,11 @@ The SDK's on-disk format is unchanged: this is a derived cache (see :func:`conve
 
 from __future__ import annotations
 
-import gc
 import itertools
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final
@@ -35,6 +33,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from modeltel import _names as n
+from modeltel._gc import gc_paused
 from modeltel._outcomes import EVENT_OUTCOME
 from modeltel._records import COLUMNS, expand_columns
 from modeltel.loop._values import (
@@ -91,20 +90,8 @@ def line_ranges(path: Path, size: int, chunk_bytes: int) -> list[tuple[int, int]
 
 def convert_range(path: str, start: int, end: int, out: str, part: int) -> None:
     """Convert the lines in ``path[start:end)`` into ``out``'s part files number ``part``."""
-    with _gc_paused():
+    with gc_paused():  # millions of acyclic dicts per range: cyclic collections would only rescan them
         _convert_range(path, start, end, Path(out), part)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    # Millions of acyclic dicts per range: cyclic collections would only rescan them.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _convert_range(path: str, start: int, end: int, out: Path, part: int) -> None:
