@@ -53,18 +53,25 @@ def _expected_counts(lines: list[bytes]) -> tuple[int, int]:
     return len(predictions), len(predictions & labelled)
 
 
-@pytest.mark.wire
-def test_evaluate_skips_a_truncated_last_line_and_says_so(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A folder a real run wrote, its last line cut in half (a full disk): ``modeltel evaluate``
-    exits 0, warns on stderr with the count, and evaluates every other line (main: exit 2,
-    "line at byte ... is not JSON")."""
-    folder = tmp_path / "telemetry"
+@pytest.fixture(scope="module")
+def truncated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[bytes]]:
+    """A folder a real run wrote, its last line then cut in half (a full disk), and its lines
+    as written."""
+    folder = tmp_path_factory.mktemp("truncated") / "telemetry"
     _run_app(folder)
     logs = folder / "logs.jsonl"
     lines = logs.read_bytes().splitlines(keepends=True)
     logs.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+    return folder, lines
+
+
+@pytest.mark.wire
+def test_evaluate_skips_a_truncated_last_line_and_says_so(
+    truncated: tuple[Path, list[bytes]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``modeltel evaluate`` exits 0, warns on stderr with the count, and evaluates every other
+    line (main: exit 2, "line at byte ... is not JSON")."""
+    folder, lines = truncated
     report = tmp_path / "evaluation.json"
 
     code = cli_main(["evaluate", str(folder), "--maturation", "0s", "--quiet", "--json", str(report)])
@@ -78,3 +85,19 @@ def test_evaluate_skips_a_truncated_last_line_and_says_so(
     predictions, labelled = _expected_counts(lines[:-1])
     assert (group["counts"]["predictions"], group["counts"]["labelled"]) == (predictions, labelled)
     assert predictions > 0 and labelled > 0
+
+
+@pytest.mark.wire
+def test_inventory_skips_a_truncated_last_line_and_says_so(
+    truncated: tuple[Path, list[bytes]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``modeltel inventory`` lists the model the rest of the folder holds and warns on stderr
+    (main: exit 2, "line at byte ... is not JSON")."""
+    folder, _ = truncated
+
+    code = cli_main(["inventory", str(folder)])
+
+    out, err = capsys.readouterr()
+    assert code == 1, err  # the app declares no owner or targets: answers are missing
+    assert "modeltel inventory: skipped 1 malformed line(s) (not JSON) in logs.jsonl" in err
+    assert "loop" in out and "1.0" in out

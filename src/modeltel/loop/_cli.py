@@ -15,7 +15,7 @@ from modeltel.loop._durations import parse_duration, parse_instant
 from modeltel.loop._engine import LoopDependencyError
 from modeltel.loop._evaluate import EvaluateOptions, evaluate
 from modeltel.loop._html import render_html
-from modeltel.loop._inventory import inventory
+from modeltel.loop._inventory import inventory_and_skipped
 from modeltel.loop._result import to_jsonable
 from modeltel.loop._text import format_evaluation, format_inventory
 
@@ -126,10 +126,12 @@ def run_inventory(args: argparse.Namespace) -> int:
         print(f"modeltel inventory: {args.path} is not a folder", file=sys.stderr)
         return USAGE_ERROR
     try:
-        entries = inventory(args.path)
+        entries, skipped = inventory_and_skipped(args.path)
     except LoopDependencyError as exc:
         print(f"modeltel inventory: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    if skipped:
+        print(f"modeltel inventory: {_skipped_note(skipped)}", file=sys.stderr)
     print(format_inventory(entries))
     if args.json:
         args.json.write_text(json.dumps(to_jsonable(entries), indent=2), encoding="utf-8")

@@ -17,7 +17,7 @@ from modeltel.loop._engine import connect
 from modeltel.loop._load import TRUTH_KEYS, load_telemetry
 from modeltel.loop._result import InventoryEntry
 
-__all__ = ["build_inventory", "inventory", "missed_targets"]
+__all__ = ["build_inventory", "inventory", "inventory_and_skipped", "missed_targets"]
 
 
 def missed_targets(cost: CostLatency | None) -> tuple[str, ...]:
@@ -63,9 +63,14 @@ def build_inventory(
 
 def inventory(path: str | Path) -> list[InventoryEntry]:
     """Load the telemetry in folder ``path`` and return its inventory."""
+    return inventory_and_skipped(path)[0]
+
+
+def inventory_and_skipped(path: str | Path) -> tuple[list[InventoryEntry], dict[str, int]]:
+    """:func:`inventory`, and the lines skipped as not JSON per logs file (see ``load_telemetry``)."""
     con = connect()
     try:
-        load_telemetry(con, Path(path))
-        return build_inventory(con)
+        skipped = load_telemetry(con, Path(path))
+        return build_inventory(con), skipped
     finally:
         con.close()
