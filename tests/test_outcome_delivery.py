@@ -79,6 +79,24 @@ def test_every_outcome_of_a_tight_loop_arrives_over_otlp_http(mode: str) -> None
 
 
 @pytest.mark.wire
+def test_a_labelling_loop_beside_serving_crowds_no_prediction_record_out() -> None:
+    """Outcomes recorded in a tight loop while the same process serves: the loop fills the log
+    queue as fast as it drains, and the prediction records still all arrive (they wait for room
+    too), as do the outcomes."""
+    with OtlpReceiver() as receiver:
+        env = _env(
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.http_endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf"
+        )
+        result = _run_app("mixed", env)
+        receiver.wait_until(lambda r: len(_outcome_ids(r)) >= CALLS and len(_prediction_ids(r)) >= CALLS, 30)
+        outcomes, predictions = _outcome_ids(receiver), _prediction_ids(receiver)
+
+    assert result["flushed"] is True
+    assert sorted(outcomes) == sorted(f"o-{i}" for i in range(CALLS))
+    assert len(predictions) == CALLS
+
+
+@pytest.mark.wire
 def test_every_outcome_of_a_tight_loop_labels_its_prediction_in_files(tmp_path: Path) -> None:
     """Written to OTLP-JSON files, the loop's 10,000 outcomes label 100% of the predictions in
     ``modeltel evaluate`` (main: 5,488 to 6,656 outcomes written, coverage 25% to 67%)."""

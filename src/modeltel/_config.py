@@ -69,8 +69,9 @@ class Settings:
     local aggregates, exported through its readers) or ``api`` (every measurement through OTel API
     instruments, for Views that must see each one)."""
     outcome_wait_s: float = 5.0
-    """``MODELTEL_OUTCOME_WAIT``: seconds an outcome may wait for room in a full log queue before it
-    is dropped and counted (once per stall: later outcomes do not wait until the queue moves)."""
+    """``MODELTEL_OUTCOME_WAIT``: seconds an outcome (or a prediction record, on its own thread) may
+    wait for room in a full log queue before it is dropped and counted (once per stall: later ones
+    do not wait until the queue moves)."""
 
 
 def _parse_bool(raw: str) -> bool:

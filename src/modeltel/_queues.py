@@ -8,7 +8,8 @@ as soon as the SDK pops it, so admitted minus taken is never below the SDK queue
 
 Outcomes are the loop's ground truth and come in bursts (a job labelling yesterday's predictions),
 so before one is emitted :meth:`Backlog.wait_for_room` waits, bounded, for the exporter to take a
-batch. After one wait ran out (a collector down or stalled) the backlog counts as stalled: later
+batch; so does the prediction records thread, which a burst of outcomes would otherwise crowd
+out. After one wait ran out (a collector down or stalled) the backlog counts as stalled: later
 waits give up at once until the exporter takes a batch again, so a loop of outcomes during an
 outage costs one wait per export attempt, not one per outcome.
 """
@@ -91,8 +92,8 @@ class Backlog:
                     if not self.stalled:
                         self.stalled = True
                         logger.warning(
-                            "modeltel: the %s queue stayed full for %.1fs; outcomes are dropped and "
-                            'counted in %s{signal="%s"} until the exporter takes a batch',
+                            "modeltel: the %s queue stayed full for %.1fs; outcomes and prediction records "
+                            'are dropped and counted in %s{signal="%s"} until the exporter takes a batch',
                             self.signal, timeout_s, M_EXPORT_FAILURES, self.signal,
                         )  # fmt: skip
                     return False

@@ -334,8 +334,11 @@ def record_rows(body: Any) -> list[dict[str, Any]]:
 class RecordSink:
     """All record buffers of one runtime, and the thread that emits them."""
 
-    def __init__(self, otel_logger: _logs.Logger) -> None:
+    def __init__(self, otel_logger: _logs.Logger, room: Any = None, wait_s: float = 0.0) -> None:
+        """``room``: the log queue's Backlog, waited on (at most ``wait_s``) before each record,
+        so a burst of outcomes filling the queue cannot crowd the prediction records out."""
         self.otel_logger = otel_logger
+        self.room, self.wait_s = room, wait_s
         self.buffers: dict[tuple[Any, ...], RecordBuffer] = {}
         self.wake = threading.Event()
         self._lock = threading.Lock()
@@ -385,6 +388,8 @@ class RecordSink:
             self._emit_body(buffer, body)
 
     def _emit_body(self, buffer: RecordBuffer, body: str) -> None:
+        if self.room is not None:  # off the request path: waiting costs no prediction anything
+            self.room.wait_for_room(self.wait_s)  # no room even so: the queue refuses and counts it
         self.otel_logger.emit(
             event_name=n.EVENT_RECORDS,
             body=body,

@@ -224,7 +224,7 @@ def build_runtime(
     runtime.classes = TenantCap(settings.max_classes)
     runtime.shadows = ShadowRunner()
     if settings.prediction_records > 0:
-        runtime.records = RecordSink(otel_logger)
+        runtime.records = RecordSink(otel_logger, runtime.log_room, settings.outcome_wait_s)
     return runtime
 
 
