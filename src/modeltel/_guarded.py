@@ -22,7 +22,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -126,101 +126,90 @@ def _ignore(n: int) -> None:
     pass
 
 
-class GuardedSpanExporter(SpanExporter):
+_E = TypeVar("_E", SpanExporter, LogRecordExporter)
+
+
+class _Forwarder(Generic[_E]):
+    """What both guarded exporters do: find the inner exporter of this process, send a batch as
+    requests a collector accepts, count what fails. ``send`` is the inner exporter's call."""
+
+    def __init__(self, inner: _E, remake: Callable[[], _E] | None, signal: str, label: str) -> None:
+        self._inner: _E | None = inner
+        self._remake: Callable[[], _E] | None = remake
+        self._pid = os.getpid()
+        self.signal, self.label = signal, label
+        self.on_taken: Callable[[int], None] = _ignore
+
+    def current(self) -> _E | None:
+        if os.getpid() != self._pid:
+            self._inner = self._remake() if self._remake is not None else None
+            self._pid = os.getpid()
+        return self._inner
+
+    def send_all(
+        self, batch: Sequence[_T], size_of: Callable[[_T], int], send: Callable[[_E, Sequence[_T]], object]
+    ) -> bool:
+        """Whether every part of ``batch`` was sent (True too in a child with nowhere to send)."""
+        self.on_taken(len(batch))
+        inner = self.current()
+        if inner is None:
+            return True
+        sent = [self._send_part(inner, part, send) for part in request_parts(batch, size_of)]
+        return all(sent)
+
+    def _send_part(self, inner: _E, part: Sequence[_T], send: Callable[[_E, Sequence[_T]], object]) -> bool:
+        try:
+            with gate.export():
+                ok = send(inner, part) in (SpanExportResult.SUCCESS, LogRecordExportResult.SUCCESS)
+        except Exception as exc:
+            _report(self.label, exc)
+            ok = False
+        if not ok:
+            export_failures.add(self.signal, len(part))
+        return ok
+
+
+class GuardedSpanExporter(_Forwarder[SpanExporter], SpanExporter):
     """Sends through ``inner``; in a forked child through ``remake()`` (or nowhere without one).
 
     ``on_taken(n)`` is told of each batch as it arrives (a queue's backlog counts with it).
     """
 
     def __init__(self, inner: SpanExporter, remake: Callable[[], SpanExporter] | None = None) -> None:
-        self._inner: SpanExporter | None = inner
-        self._remake = remake
-        self._pid = os.getpid()
-        self.on_taken: Callable[[int], None] = _ignore
-
-    def _current(self) -> SpanExporter | None:
-        if os.getpid() != self._pid:
-            self._inner = self._remake() if self._remake is not None else None
-            self._pid = os.getpid()
-        return self._inner
+        super().__init__(inner, remake, "traces", "span")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.on_taken(len(spans))
-        inner = self._current()
-        if inner is None:
-            return SpanExportResult.SUCCESS
-        result = SpanExportResult.SUCCESS
-        for part in request_parts(spans, span_size):
-            if self._send(inner, part) is not SpanExportResult.SUCCESS:
-                result = SpanExportResult.FAILURE
-        return result
-
-    def _send(self, inner: SpanExporter, part: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            with gate.export():
-                result = inner.export(part)
-        except Exception as exc:
-            _report("span", exc)
-            result = SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
-            export_failures.add("traces", len(part))
-        return result
+        ok = self.send_all(spans, span_size, lambda inner, part: inner.export(part))
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        inner = self._current()
+        inner = self.current()
         return inner is None or inner.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
-        inner = self._current()
+        inner = self.current()
         if inner is not None:
             inner.shutdown()
 
 
-class GuardedLogExporter(LogRecordExporter):
+class GuardedLogExporter(_Forwarder[LogRecordExporter], LogRecordExporter):
     """The log-record counterpart of :class:`GuardedSpanExporter`."""
 
     def __init__(
         self, inner: LogRecordExporter, remake: Callable[[], LogRecordExporter] | None = None
     ) -> None:
-        self._inner: LogRecordExporter | None = inner
-        self._remake = remake
-        self._pid = os.getpid()
-        self.on_taken: Callable[[int], None] = _ignore
-
-    def _current(self) -> LogRecordExporter | None:
-        if os.getpid() != self._pid:
-            self._inner = self._remake() if self._remake is not None else None
-            self._pid = os.getpid()
-        return self._inner
+        super().__init__(inner, remake, "logs", "log")
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        self.on_taken(len(batch))
-        inner = self._current()
-        if inner is None:
-            return LogRecordExportResult.SUCCESS
-        result = LogRecordExportResult.SUCCESS
-        for part in request_parts(batch, log_record_size):
-            if self._send(inner, part) is not LogRecordExportResult.SUCCESS:
-                result = LogRecordExportResult.FAILURE
-        return result
-
-    def _send(self, inner: LogRecordExporter, part: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        try:
-            with gate.export():
-                result = inner.export(part)
-        except Exception as exc:
-            _report("log", exc)
-            result = LogRecordExportResult.FAILURE
-        if result is not LogRecordExportResult.SUCCESS:
-            export_failures.add("logs", len(part))
-        return result
+        ok = self.send_all(batch, log_record_size, lambda inner, part: inner.export(part))
+        return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        inner = self._current()
+        inner = self.current()
         return inner is None or bool(inner.force_flush(timeout_millis))
 
     def shutdown(self) -> None:
-        inner = self._current()
+        inner = self.current()
         if inner is not None:
             inner.shutdown()  # type: ignore[no-untyped-call]
 
