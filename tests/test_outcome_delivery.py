@@ -7,6 +7,7 @@ back by ``modeltel evaluate``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -97,6 +98,7 @@ def test_a_labelling_loop_beside_serving_crowds_no_prediction_record_out() -> No
 
 
 @pytest.mark.wire
+@pytest.mark.skipif(importlib.util.find_spec("duckdb") is None, reason="needs modeltel[loop]")
 def test_every_outcome_of_a_tight_loop_labels_its_prediction_in_files(tmp_path: Path) -> None:
     """Written to OTLP-JSON files, the loop's 10,000 outcomes label 100% of the predictions in
     ``modeltel evaluate`` (main: 5,488 to 6,656 outcomes written, coverage 25% to 67%)."""
