@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import cycle, islice
-from time import perf_counter
 from typing import Any
 
 import numpy as np
+from _hand import hand_written
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -45,7 +45,6 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, Tr
 import modeltel
 from modeltel._config import load_settings
 from modeltel._exporters import Sinks
-from modeltel._names import DURATION_BOUNDS, SCORE_BOUNDS
 from modeltel._runtime import Runtime, build_runtime, install_runtime
 
 FEATURES = 20
@@ -275,33 +274,10 @@ class HandOtel:
             resource=resource, metric_readers=[reader], shutdown_on_exit=False
         )
         self.tracer = self.tracer_provider.get_tracer("hand")
-        meter = self.meter_provider.get_meter("hand")
-        self.duration = meter.create_histogram(
-            "ml.prediction.duration", unit="s", explicit_bucket_boundaries_advisory=list(DURATION_BOUNDS)
-        )
-        self.score = meter.create_histogram(
-            "ml.prediction.score", unit="1", explicit_bucket_boundaries_advisory=list(SCORE_BOUNDS)
-        )
-        self.predictions = meter.create_counter("ml.predictions", unit="{prediction}")
+        self.meter = self.meter_provider.get_meter("hand")
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        tracer, duration, score_h, counter = self.tracer, self.duration, self.score, self.predictions
-
-        @functools.wraps(fn)
-        def wrapper(features: dict[str, float], tenant: str) -> Any:
-            attrs = {"ml.model.name": MODEL, "ml.model.version": VERSION, "ml.tenant": tenant}
-            with tracer.start_as_current_span("predict " + MODEL, attributes=attrs) as span:
-                t0 = perf_counter()
-                score = fn(features, tenant)
-                elapsed = perf_counter() - t0
-                span.set_attributes({"ml.prediction.score": score, "ml.outcome": "ok"})
-            metric_attrs = {**attrs, "ml.outcome": "ok"}
-            duration.record(elapsed, metric_attrs)
-            score_h.record(score, metric_attrs)
-            counter.add(1, metric_attrs)
-            return score
-
-        return wrapper
+        return hand_written(fn, self.tracer, self.meter, MODEL, VERSION)
 
     def flush(self) -> None:
         self.tracer_provider.force_flush()

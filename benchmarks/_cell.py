@@ -17,7 +17,6 @@ and the OpenTelemetry API and SDK.
 
 from __future__ import annotations
 
-import functools
 import gc
 import json
 import logging
@@ -34,10 +33,6 @@ COUNTRIES = ("DE", "FR")
 POOL = 4096  # distinct payloads, so the hash-based feature sample sees varied input
 HUGE_RATE = "*=1000000000/s burst 1000000000"
 HUGE_BUDGET = "*=1000000000/day"
-# The bucket bounds modeltel uses, so the hand-written histograms are the same shape.
-DURATION_BOUNDS = (1e-05, 2.5e-05, 5e-05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025)
-DURATION_BOUNDS += (0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
-SCORE_BOUNDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 # Which providers the application installs globally before modeltel is configured.
 OWNERS: dict[str, tuple[str, ...]] = {
@@ -115,35 +110,11 @@ def install_app_providers(kinds: tuple[str, ...]) -> list[Any]:
 
 
 def hand_written(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """What a careful engineer writes by hand: a span with the ``ml.*`` attributes, duration and
-    score histograms and a prediction counter, through the global providers."""
+    """The hand-written reference (benchmarks/_hand.py) through the global providers."""
+    from _hand import hand_written as by_hand
     from opentelemetry import metrics, trace
 
-    tracer = trace.get_tracer("hand")
-    meter = metrics.get_meter("hand")
-    duration = meter.create_histogram(
-        "ml.prediction.duration", unit="s", explicit_bucket_boundaries_advisory=list(DURATION_BOUNDS)
-    )
-    score_h = meter.create_histogram(
-        "ml.prediction.score", unit="1", explicit_bucket_boundaries_advisory=list(SCORE_BOUNDS)
-    )
-    counter = meter.create_counter("ml.predictions", unit="{prediction}")
-
-    @functools.wraps(fn)
-    def wrapper(features: dict[str, Any], tenant: str) -> Any:
-        attrs = {"ml.model.name": MODEL, "ml.model.version": VERSION, "ml.tenant": tenant}
-        with tracer.start_as_current_span("predict " + MODEL, attributes=attrs) as span:
-            t0 = time.perf_counter()
-            score = fn(features, tenant)
-            elapsed = time.perf_counter() - t0
-            span.set_attributes({"ml.prediction.score": score, "ml.outcome": "ok"})
-        metric_attrs = {**attrs, "ml.outcome": "ok"}
-        duration.record(elapsed, metric_attrs)
-        score_h.record(score, metric_attrs)
-        counter.add(1, metric_attrs)
-        return score
-
-    return wrapper
+    return by_hand(fn, trace.get_tracer("hand"), metrics.get_meter("hand"), MODEL, VERSION)
 
 
 def modeltel_full(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -85,22 +85,6 @@ def test_every_benchmark_case_runs() -> None:
         assert "## Limits backend" in done.stdout
 
 
-def test_app_providers_benchmark_runs() -> None:
-    """``bench_app_providers.py``: modeltel and hand-written OTel on the application's providers,
-    exporting to its local sink, each timed and compared."""
-    env = {**os.environ, "MODELTEL_STRICT": "1"}
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_app_providers.py"), "--calls", "200", "--repeats", "1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=BENCHMARKS.parent,
-    )
-    assert done.returncode == 0, done.stderr[-4000:] + done.stdout[-4000:]
-    assert "ratio modeltel/hand" in done.stdout
-
-
 MATRIX_OWNERS = ("modeltel", "app", "app-tracer", "app-meter")
 MATRIX_LABELS = (
     "modeltel (the app installs none)",
