@@ -265,13 +265,9 @@ class Limiter:
             if self._remote is None:
                 self._local.settle(admission, units)
                 return
-            self._spend.settled(admission, units)
-            if admission.local or (not admission.lease and not units):
+            sent = self._to_send(admission, units)
+            if sent is None:
                 return
-            if not self._breaker.allow():
-                self._settle_lost(admission, units)
-                return
-            sent = self._spend.send_settle(admission)
             try:
                 epoch = self._remote.settle(admission, units, sent.view)
             except BaseException as exc:
@@ -292,13 +288,9 @@ class Limiter:
             return
         try:
             units = to_units(actual_cost)
-            self._spend.settled(admission, units)
-            if not admission.lease and not units:
+            sent = self._to_send(admission, units)
+            if sent is None:
                 return
-            if not self._breaker.allow():
-                self._settle_lost(admission, units)
-                return
-            sent = self._spend.send_settle(admission)
             try:
                 epoch = await self._remote.settle_async(admission, units, sent.view)
             except BaseException as exc:
@@ -311,6 +303,17 @@ class Limiter:
     async def release_async(self, admission: Admission) -> None:
         """``release`` for coroutines."""
         await self.settle_async(admission, 0.0)
+
+    def _to_send(self, admission: Admission, units: int) -> Sent | None:
+        """Book the settle in this replica's own spend; what to send Redis, or None when there is
+        nothing to send (a fallback admission, nothing reserved) or the breaker is open."""
+        self._spend.settled(admission, units)
+        if admission.local or (not admission.lease and not units):
+            return None
+        if not self._breaker.allow():
+            self._settle_lost(admission, units)
+            return None
+        return self._spend.send_settle(admission)
 
     def _remote_settled(self, sent: Sent, epoch: str | None) -> None:
         self._breaker.success()
