@@ -30,7 +30,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from modeltel import _forksafe
-from modeltel._internal import logger
+from modeltel._internal import logger, report_internal_error
+from modeltel._lean_span import LeanSpan
+from modeltel._span_encoding import EncodedSpans, accept_encoded, lean_and_other
 
 FORK_WAIT_S = 1.0  # the longest a fork waits for an export in flight
 # Record bodies per log request. Far below the OTLP/gRPC receiver's default 4 MiB limit, and small
@@ -179,7 +181,12 @@ class GuardedSpanExporter(_Forwarder[SpanExporter], SpanExporter):
         super().__init__(inner, remake, "traces", "span")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        ok = self.send_all(spans, span_size, lambda inner, part: inner.export(part))
+        lean, other = lean_and_other(spans)
+        ok = True
+        if other:
+            ok = self.send_all(other, span_size, lambda inner, part: inner.export(part))
+        if lean:
+            ok = self.send_all(lean, span_size, _export_lean) and ok
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -190,6 +197,19 @@ class GuardedSpanExporter(_Forwarder[SpanExporter], SpanExporter):
         inner = self.current()
         if inner is not None:
             inner.shutdown()
+
+
+def _export_lean(inner: SpanExporter, part: Sequence[LeanSpan]) -> SpanExportResult:
+    """modeltel's own spans, encoded here where ``inner`` sends an encoded request (the OTLP
+    exporters, the file exporter), else handed over as the ReadableSpans they also are."""
+    if accept_encoded(inner):
+        try:
+            batch = EncodedSpans.of(part)
+        except Exception as exc:  # a bug of ours must not lose the spans: the SDK encodes them
+            report_internal_error("spans.encode", exc)
+        else:
+            return inner.export(batch)
+    return inner.export(part)
 
 
 class GuardedLogExporter(_Forwarder[LogRecordExporter], LogRecordExporter):

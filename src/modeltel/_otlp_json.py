@@ -49,6 +49,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from modeltel._otlp_flat import FlatRecord, flat_logs, flat_metrics, flat_spans
+from modeltel._span_encoding import EncodedSpans
 
 __all__ = [
     "LOGS_FILE",
@@ -202,12 +203,16 @@ class _JsonlFile:
 class OtlpJsonFileSpanExporter(SpanExporter):
     """Span exporter appending one OTLP/JSON line per export to ``{folder}/traces.jsonl``."""
 
+    accepts_encoded_spans = True  # see _span_encoding.accept_encoded
+
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self._file = _JsonlFile(folder, TRACES_FILE)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Append ``spans`` as one line; FAILURE if the file cannot be written."""
-        ok = self._file.append(lambda: encode_spans(spans))
+        ok = self._file.append(
+            lambda: spans.request() if type(spans) is EncodedSpans else encode_spans(spans)
+        )
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:

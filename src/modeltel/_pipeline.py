@@ -22,6 +22,7 @@ from modeltel._exception_event import MAX_STATUS_DESCRIPTION_CHARS, record_excep
 from modeltel._features import as_mapping, emit_feature_records
 from modeltel._ids import new_prediction_id
 from modeltel._internal import handle_internal_errors, report_internal_error, strict
+from modeltel._lean_span import LeanSpan
 from modeltel._plan import Bound
 from modeltel._prediction import Prediction, _current
 from modeltel._scores import score_of, scores_of_batch
@@ -147,6 +148,9 @@ def start_span(b: Bound, p: Prediction) -> Any:
     if p.route != REJECT:
         b.enter()
         p.entered = True
+    lean = b.lean
+    if lean is not None and lean.active():
+        return _start_lean(b, p, lean)
     gate = b.span_gate
     if gate is not None and not gate():
         _current.set(p)
@@ -161,6 +165,23 @@ def start_span(b: Bound, p: Prediction) -> Any:
         p.span, token = trace.INVALID_SPAN, None
     _current.set(p)
     return token
+
+
+def _start_lean(b: Bound, p: Prediction, lean: Any) -> Any:
+    """``start_span`` where modeltel owns the TracerProvider: a LeanSpan, or none when unsampled."""
+    _current.set(p)
+    try:
+        span = lean.begin(b.plan.span_name, b.span_const)
+        if span is None:
+            return b.span_unsampled()
+        p.span = span
+        return otel_context.attach(trace.set_span_in_context(span))
+    except Exception as exc:
+        report_internal_error("span.start", exc)
+        if strict():
+            raise
+        p.span = trace.INVALID_SPAN
+        return None
 
 
 def end_span(token: Any) -> None:
@@ -331,7 +352,10 @@ def _finish_span(b: Bound, p: Prediction, exc: BaseException | None) -> None:
     rate limit or budget is the client's to fix (as an HTTP 429), so its status stays UNSET."""
     span = p.span
     if span.is_recording():
-        span.set_attributes(_span_attributes(p))
+        if type(span) is LeanSpan:
+            span.finish(_span_attributes(p))
+        else:
+            span.set_attributes(_span_attributes(p))
         if exc is not None:
             record_exception(b, p, span, exc)
         elif p.rejection is not None and p.outcome == n.CONTRACT_VIOLATION:
@@ -352,7 +376,7 @@ def _span_attributes(p: Prediction) -> dict[str, Any]:
     if p.decision is not None:
         attrs[n.DECISION] = p.decision
     if p.violations:
-        attrs[n.CONTRACT_VIOLATIONS] = [f"{v.feature}:{v.kind}" for v in p.violations[:64]]
+        attrs[n.CONTRACT_VIOLATIONS] = tuple([f"{v.feature}:{v.kind}" for v in p.violations[:64]])
     if p.rows:
         attrs[n.BATCH_SIZE] = p.rows
     a = p.admission

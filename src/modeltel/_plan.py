@@ -149,6 +149,8 @@ class Bound:
         self.hasher = runtime.hasher
         self.tracer = runtime.tracer
         self.span_gate = runtime.span_gate
+        self.lean = runtime.lean
+        self.span_const = None if runtime.lean is None else runtime.lean.constant(plan.span_attrs)
         self.span_unsampled = runtime.span_unsampled
         self.otel_logger = runtime.otel_logger
         # A fallback, when given, answers invalid inputs unless on_violation says otherwise.

@@ -25,6 +25,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from modeltel import _names as n
 from modeltel._aggregate import Aggregator
@@ -35,6 +36,7 @@ from modeltel._exporters import BorrowedMetricExporter, MergingMetricExporter, S
 from modeltel._guarded import GuardedLogExporter, GuardedSpanExporter, export_failures
 from modeltel._hashing import PayloadHasher
 from modeltel._internal import error_counts, logger
+from modeltel._lean_span import LeanSpans, processor_count
 from modeltel._queues import (
     LOG_QUEUE,
     SPAN_QUEUE,
@@ -66,6 +68,7 @@ class Runtime:
     sink_factory: Any = None  # makes this runtime's sinks again (a forked child builds its own)
     span_gate: Any = None  # predicts the sampler's decision where modeltel knows the sampler
     span_unsampled: Any = None  # makes an unsampled span current where the gate drops a call
+    lean: Any = None  # makes modeltel's own spans where it owns the TracerProvider (see _lean_span)
     records: Any = None  # the RecordSink of per-call prediction records
     classes: Any = None  # the cap on ml.prediction.class values
     shadows: Any = None  # runs challenger models off the request path
@@ -211,7 +214,8 @@ def build_runtime(
         factory = functools.partial(sinks_from_env, settings.output)
     guarded = _guard(sinks, factory) if sinks is not None else None
     gates: list[Any] = []
-    tracer = _tracer(resource, guarded, own_all, install_globals, owned, gates)
+    leans: list[LeanSpans] = []
+    tracer = _tracer(resource, guarded, own_all, install_globals, owned, gates, leans)
     rooms: list[Backlog] = []
     otel_logger = _logger(resource, guarded, own_all, install_globals, owned, rooms)
     recorder = _recorder(settings, resource, guarded, own_all, install_globals, owned, export_interval_millis)
@@ -219,6 +223,7 @@ def build_runtime(
     runtime = Runtime(settings, tracer, otel_logger, recorder, hasher, tenants, description, owned, factory)
     if gates:
         runtime.span_gate, runtime.span_unsampled = gates[0].admit, gates[0].unsampled
+    runtime.lean = leans[0] if leans else None
     runtime.foreign = [] if own_all else _foreign_providers()
     runtime.log_room = rooms[0] if rooms else None
     runtime.classes = TenantCap(settings.max_classes)
@@ -280,7 +285,13 @@ def _sdk_processor(make: Callable[[], _P], prefix: str) -> _P:
 
 
 def _tracer(
-    resource: Resource, sinks: Sinks | None, own: bool, install: bool, owned: list[Any], gates: list[Any]
+    resource: Resource,
+    sinks: Sinks | None,
+    own: bool,
+    install: bool,
+    owned: list[Any],
+    gates: list[Any],
+    leans: list[LeanSpans],
 ) -> trace.Tracer:
     current = trace.get_tracer_provider()
     if not own and (_foreign(current) or sinks is None):
@@ -295,9 +306,17 @@ def _tracer(
     spans = sinks.spans
     assert isinstance(spans, GuardedSpanExporter)  # _guard wrapped it
     backlog = Backlog("traces", queue_size("OTEL_BSP_MAX_QUEUE_SIZE", SPAN_QUEUE))
-    provider.add_span_processor(_sdk_processor(lambda: CountingSpanProcessor(spans, backlog), "OTEL_BSP_"))
+    processor = _sdk_processor(lambda: CountingSpanProcessor(spans, backlog), "OTEL_BSP_")
+    provider.add_span_processor(processor)
     spans.on_taken = backlog.take
     gates.append(gate)
+    if gate is not None:
+        scope = InstrumentationScope("modeltel", __version__)
+        leans.append(
+            LeanSpans(
+                resource, scope, processor.on_end, gate.parent_based, gate.bound, processor_count(provider)
+            )
+        )
     owned.append(provider)
     _maybe_install(install, provider, trace.set_tracer_provider, current)
     return provider.get_tracer("modeltel", __version__)

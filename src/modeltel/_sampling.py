@@ -127,10 +127,13 @@ def _current_span_getter() -> Callable[[], trace.Span | None]:
 
 @dataclass(frozen=True)
 class Gate:
-    """``admit()``: whether the sampler keeps this call; ``unsampled()`` where it does not."""
+    """``admit()``: whether the sampler keeps this call; ``unsampled()`` where it does not.
+    ``parent_based`` and ``bound`` are the rule ``admit`` applies (see :func:`gate_for`)."""
 
     admit: Callable[[], bool]
     unsampled: Callable[[], object]
+    parent_based: bool
+    bound: int
 
 
 def _no_parent() -> object:
@@ -214,4 +217,4 @@ def gate_for(parent_based: bool, bound: int, ids: PresetIdGenerator) -> Gate:
             return True
         return False
 
-    return Gate(should_start, unsampled_parent(bound))
+    return Gate(should_start, unsampled_parent(bound), parent_based, bound)
