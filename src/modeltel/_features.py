@@ -111,7 +111,7 @@ def emit_feature_records(b: Bound, p: Prediction) -> int:
         attrs[n.SCORE] = p.score
     if p.violations:
         attrs[n.CONTRACT_VIOLATIONS] = [f"{v.feature}:{v.kind}" for v in p.violations][:64]
-    _emit(b, {"features": body}, attrs)
+    _emit(b, {"features": body}, attrs, p.at)
     return 1
 
 
@@ -136,8 +136,11 @@ def as_mapping(b: Bound, features: Any) -> Any:
     return contract.to_mapping(features) if contract is not None and type(features) is not dict else features
 
 
-def _emit(b: Bound, body: dict[str, Any] | str, attrs: dict[str, Any]) -> None:
+def _emit(b: Bound, body: dict[str, Any] | str, attrs: dict[str, Any], at: int) -> None:
+    # ``timestamp`` is the prediction's own time, the one its prediction record carries: the loop
+    # windows features by when the prediction happened, not when its record was observed.
     b.otel_logger.emit(
+        timestamp=at or None,
         event_name=n.EVENT_FEATURES,
         body=body,
         attributes=attrs,
@@ -171,10 +174,10 @@ def _emit_batch(b: Bound, p: Prediction) -> int:
         rows_part = rows if positions is None else [rows[k] for k in positions]
         body = _batch_body(p, rows_part, text, labels)
         if labels is None:
-            _emit(b, body, attrs)
+            _emit(b, body, attrs, p.at)
         else:
             seen = dict.fromkeys(label for i in rows_part for label in labels[i])
-            _emit(b, body, {**attrs, n.CONTRACT_VIOLATIONS: list(seen)[:64]})
+            _emit(b, body, {**attrs, n.CONTRACT_VIOLATIONS: list(seen)[:64]}, p.at)
         emitted += len(rows_part)
     return emitted
 

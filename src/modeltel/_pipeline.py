@@ -303,6 +303,8 @@ def conclude(b: Bound, p: Prediction, exc: BaseException | None) -> None:
     try:
         if p.entered:
             b.leave()
+        if p.sampled or p.in_records:
+            p.at = time_ns()  # one instant for the call's feature and prediction records
         # Features first: ml.features.sampled (and the span's flag) count what was emitted.
         sampled = _emit_features(b, p) if p.sampled else 0
         if p.rows:
@@ -337,7 +339,7 @@ def _emit_features(b: Bound, p: Prediction) -> int:
 def _add_record(b: Bound, p: Prediction) -> None:
     records = b.records
     assert records is not None  # p.in_records says so
-    now = time_ns()
+    now = p.at
     cost = p.cost or 0.0
     if not p.rows:
         records.add(

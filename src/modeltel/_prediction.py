@@ -65,6 +65,7 @@ class Prediction:
     admission: Any = None
     span: trace.Span = trace.INVALID_SPAN
     duration = 0.0
+    at = 0  # when the call concluded (Unix ns), set where a record needs it
 
     def __init__(self, bound: Bound) -> None:
         self._bound = bound

@@ -4,16 +4,25 @@ Windows are named by a SQL expression over ``ts`` (e.g. ``'reference'``/``'curre
 name per period). At most ``SAMPLE_CAP`` rows per group and window are kept, chosen by a hash
 of the prediction id so the sample is uniform, repeatable and the same rows across runs.
 
-A signal is *flagged* when PSI >= ``PSI_ALERT`` (the usual "significant shift" level), or when
-the KS statistic is both >= ``KS_ALERT`` and above its critical value at alpha = 0.001 (a
-shift large enough to matter and too large to be sampling noise).
+Each signal gets a state, from its effect size and the evidence for it together:
+
+* ``not enough data``: fewer than ``MIN_SAMPLE`` values on either side. Never "drift": PSI on a
+  few dozen values is mostly sampling noise (10 bins of 30 values each side average ~0.6).
+* ``drift``: the change is large enough to matter (KS >= ``KS_EFFECT`` for numbers, total
+  variation >= ``TV_EFFECT`` for categories) *and* too large to be noise: its p-value (KS test;
+  chi-square for categories) is a discovery under Benjamini-Hochberg at ``FALSE_ALARM_RATE``
+  across every signal of the comparison. When nothing changed, a comparison flags anything at
+  most 1% of the time, whatever the sample size and however many features are sampled.
+* ``stable``: otherwise.
+
+PSI is reported beside them as the familiar effect size; it decides nothing.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
@@ -21,12 +30,18 @@ from numpy.typing import NDArray
 
 from modeltel.loop._metrics import Key
 from modeltel.loop._profile import Profile
-from modeltel.loop._stats import ks_critical, ks_statistic, psi_categorical, psi_numeric
+from modeltel.loop._significance import benjamini_hochberg, chi2_homogeneity, ks_pvalue, total_variation
+from modeltel.loop._stats import ks_statistic, psi_categorical, psi_numeric
 
 __all__ = [
-    "KS_ALERT",
-    "PSI_ALERT",
+    "DRIFT",
+    "FALSE_ALARM_RATE",
+    "KS_EFFECT",
+    "MIN_SAMPLE",
+    "NOT_ENOUGH_DATA",
     "SAMPLE_CAP",
+    "STABLE",
+    "TV_EFFECT",
     "DriftSignal",
     "Sample",
     "compare",
@@ -35,9 +50,12 @@ __all__ = [
 ]
 
 SAMPLE_CAP: Final = 50_000
-PSI_ALERT: Final = 0.2
-KS_ALERT: Final = 0.1
+MIN_SAMPLE: Final = 50
+FALSE_ALARM_RATE: Final = 0.01
+KS_EFFECT: Final = 0.05
+TV_EFFECT: Final = 0.05
 SCORE: Final = "score"
+DRIFT, STABLE, NOT_ENOUGH_DATA = "drift", "stable", "not enough data"
 
 
 @dataclass
@@ -50,7 +68,12 @@ class Sample:
 
 @dataclass(frozen=True)
 class DriftSignal:
-    """One signal's drift between a reference and a current window."""
+    """One signal's drift between a reference and a current window.
+
+    ``effect`` is KS for a numeric signal and total variation for a categorical one; ``p_value``
+    the evidence against "no change" (KS test, chi-square); ``state`` one of ``drift``,
+    ``stable`` and ``not enough data``; ``flagged`` is ``state == "drift"``.
+    """
 
     signal: str
     kind: str
@@ -59,6 +82,9 @@ class DriftSignal:
     n_reference: int
     n_current: int
     flagged: bool
+    effect: float | None = None
+    p_value: float | None = None
+    state: str = STABLE
 
 
 def _sampled(source: str, keys: Sequence[str], window: str, cap: int) -> str:
@@ -105,29 +131,45 @@ def profile_sample(profile: Profile) -> Sample:
     return Sample(numeric, {name: Counter(counts) for name, counts in profile.categorical.items()})
 
 
-def _flag(psi: float | None, ks: float | None, n: int, m: int) -> bool:
-    if psi is not None and psi >= PSI_ALERT:
-        return True
-    return ks is not None and ks >= KS_ALERT and ks > ks_critical(n, m)
-
-
 def compare(reference: Sample, current: Sample, signals: Sequence[str] | None = None) -> list[DriftSignal]:
-    """Drift of every signal present in both samples (or only ``signals``), score first."""
+    """Drift of every signal present in both samples (or only ``signals``), score first, each
+    with its state (see the module's docstring)."""
     wanted = set(signals) | {SCORE} if signals is not None else None
-    result: list[DriftSignal] = []
+    found: list[DriftSignal] = []
     for name in sorted(reference.numeric.keys() & current.numeric.keys(), key=lambda s: (s != SCORE, s)):
         if wanted is not None and name not in wanted:
             continue
         ref, cur = reference.numeric[name], current.numeric[name]
-        psi, ks = psi_numeric(ref, cur), ks_statistic(ref, cur)
-        result.append(
-            DriftSignal(name, "numeric", psi, ks, ref.size, cur.size, _flag(psi, ks, ref.size, cur.size))
+        ks = ks_statistic(ref, cur)
+        p = None if ks is None else ks_pvalue(ks, ref.size, cur.size)
+        found.append(
+            DriftSignal(name, "numeric", psi_numeric(ref, cur), ks, ref.size, cur.size, False, ks, p)
         )
     for name in sorted(reference.categorical.keys() & current.categorical.keys()):
         if wanted is not None and name not in wanted:
             continue
         ref_counts, cur_counts = reference.categorical[name], current.categorical[name]
-        psi = psi_categorical(ref_counts, cur_counts)
         n, m = sum(ref_counts.values()), sum(cur_counts.values())
-        result.append(DriftSignal(name, "categorical", psi, None, n, m, _flag(psi, None, n, m)))
-    return result
+        effect, p = total_variation(ref_counts, cur_counts), chi2_homogeneity(ref_counts, cur_counts)
+        psi = psi_categorical(ref_counts, cur_counts)
+        found.append(DriftSignal(name, "categorical", psi, None, n, m, False, effect, p))
+    return decide(found)
+
+
+def decide(signals: list[DriftSignal]) -> list[DriftSignal]:
+    """``signals`` with their states: Benjamini-Hochberg over those with enough data."""
+    judged = [i for i, s in enumerate(signals) if min(s.n_reference, s.n_current) >= MIN_SAMPLE]
+    evident = benjamini_hochberg([_p(signals[i]) for i in judged], FALSE_ALARM_RATE)
+    states = dict.fromkeys(range(len(signals)), NOT_ENOUGH_DATA)
+    for i, discovery in zip(judged, evident, strict=True):
+        states[i] = DRIFT if discovery and _large(signals[i]) else STABLE
+    return [replace(s, state=states[i], flagged=states[i] == DRIFT) for i, s in enumerate(signals)]
+
+
+def _p(signal: DriftSignal) -> float:
+    return 1.0 if signal.p_value is None else signal.p_value
+
+
+def _large(signal: DriftSignal) -> bool:
+    floor = KS_EFFECT if signal.kind == "numeric" else TV_EFFECT
+    return signal.effect is not None and signal.effect >= floor

@@ -1,10 +1,12 @@
 """``evaluate``: telemetry folder (+ labels) in, :class:`Evaluation` out, one stage at a time.
 
-Windows: the *current* window is the last ``period`` up to ``as_of``; the *reference* window
-is the first ``reference`` of the data (at most up to the current window), or an explicit
-``START/END`` interval; a saved profile, when given, replaces the reference distributions (the
-reference window still gives the reference quality for the backtest). Per-period drift compares
-each period after the reference window with the reference.
+Windows are half-open, ``[start, end)``, on both sides, and printed so: the *current* window is
+the last ``period`` before ``as_of`` (default: 1 ns after the latest prediction or outcome, so
+that one is in it); the *reference* window is the first ``reference`` of the data (at most up
+to the current window), or an explicit ``START/END`` interval; a saved profile, when given,
+replaces the reference distributions (the reference window still gives the reference quality
+for the backtest). Per-period drift compares each period after the reference window with the
+reference.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class _Windows:
         (r0, r1), (c0, c1) = self.reference, self.current
         return (
             f"CASE WHEN ts >= {r0} AND ts < {r1} THEN 'reference' "
-            f"WHEN ts > {c0} AND ts <= {c1} THEN 'current' END"
+            f"WHEN ts >= {c0} AND ts < {c1} THEN 'current' END"
         )
 
 
@@ -182,7 +184,7 @@ def evaluate(
         skipped = load_telemetry(con, folder)
         loaded = sum(load_labels(con, labels) for labels in options.labels)
     period, maturation = parse_duration(options.period), parse_duration(options.maturation)
-    as_of = parse_instant(options.as_of) if options.as_of else (latest_timestamp(con) or 0)
+    as_of = parse_instant(options.as_of) if options.as_of else (latest_timestamp(con) or -1) + 1
     with stages("joining outcomes"):
         build_joined(con, as_of=as_of, maturation=maturation, period=period)
     w = _windows(con, options, as_of, period)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Final
 
+from modeltel.loop._drift import KS_EFFECT, TV_EFFECT, DriftSignal
 from modeltel.loop._durations import NS_PER_S, format_instant
 from modeltel.loop._result import Evaluation, GroupReport, InventoryEntry
 from modeltel.loop._svg import Bar, Series, bar_chart, line_chart
@@ -76,8 +77,13 @@ def _over_time_plot(g: GroupReport, n: int) -> str:
 
 
 def _drift_plot(g: GroupReport, n: int) -> str:
-    bars = [Bar(s.signal, s.psi or 0.0, 0.2, s.flagged) for s in g.drift]
-    return bar_chart(f"drift-{n}", "PSI current vs reference (tick: 0.2 alert level)", bars)
+    bars = [Bar(s.signal, s.effect or 0.0, _effect_floor(s), s.flagged) for s in g.drift]
+    title = "drift effect, current vs reference: KS, or total variation for categories (tick: the floor)"
+    return bar_chart(f"drift-{n}", title, bars)
+
+
+def _effect_floor(s: DriftSignal) -> float:
+    return KS_EFFECT if s.kind == "numeric" else TV_EFFECT
 
 
 def _cost_plot(g: GroupReport, n: int) -> str:
@@ -101,7 +107,15 @@ def _group_section(g: GroupReport, n: int) -> str:
         _cost_plot(g, n),
     ]
     drift_rows = [
-        [s.signal, fmt(s.psi, ".3f"), fmt(s.ks, ".3f"), "yes" if s.flagged else ""] for s in g.drift
+        [
+            s.signal,
+            f"{s.n_reference:,} / {s.n_current:,}",
+            f"{'KS' if s.kind == 'numeric' else 'TV'} {fmt(s.effect, '.3f')}",
+            "" if s.p_value is None else f"{s.p_value:.2g}",
+            fmt(s.psi, ".3f"),
+            s.state,
+        ]
+        for s in g.drift
     ]
     trust_rows = [[t.signal, fmt(t.correlation, ".2f"), str(t.periods), t.verdict] for t in g.backtest]
     warnings = "".join(f'<li class="warn">{escape(w)}</li>' for w in g.warnings)
@@ -110,7 +124,7 @@ def _group_section(g: GroupReport, n: int) -> str:
             f"<h2>{escape(g.label)} <small>{escape(g.task)}</small></h2>",
             f'<div class="plots">{"".join(plots)}</div>',
             "<h3>Statistical drift</h3>",
-            _table(["signal", "PSI", "KS", "flagged"], drift_rows),
+            _table(["signal", "n reference / current", "effect", "p-value", "PSI", "state"], drift_rows),
             "<h3>Backtest: did this signal move with quality?</h3>",
             _table(["signal", "rank correlation", "periods", "verdict"], trust_rows),
             f"<h3>Warnings</h3><ul>{warnings or '<li>none</li>'}</ul>",

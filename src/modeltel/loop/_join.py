@@ -5,14 +5,15 @@ Rules (the README's "maturation and duplicates" section states them for users):
 * An outcome names its prediction by ``prediction_id`` (ids are unique across models, so its
   ``model`` is not consulted); one with only a ``payload_hash`` labels every prediction of that
   payload (of its ``model`` when it names one).
-* Only outcomes known at ``as_of`` count (``at <= as_of``; outcomes without ``at`` always do).
+* ``as_of`` is an instant, and what happened before it counts: outcomes known before it
+  (``at < as_of``; outcomes without ``at`` always count) and predictions made before it.
 * Several outcomes for one prediction: the one with the latest ``at`` wins (ties: the one
   loaded last), so a corrected label replaces the first one. Outcomes without ``at`` rank
   before any timestamped one.
 * A prediction is *matured* once ``ts + maturation <= as_of``; only matured predictions are
   evaluated, labelled or not, so fast-arriving labels do not bias young windows.
   Label coverage = matured predictions with a label / matured predictions.
-* Predictions made after ``as_of`` are ignored entirely.
+* Predictions made at or after ``as_of`` are ignored entirely.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ _NO_AT = -(2**63) + 1
 
 
 def latest_timestamp(con: Any) -> int | None:
-    """The latest prediction or outcome time in the loaded data (Unix ns), or None when empty."""
+    """The latest prediction or outcome time in the loaded data (Unix ns), or None when empty.
+    (The default ``as_of`` is 1 ns after it, so that instant is in the current window.)"""
     row = con.execute(
         "SELECT greatest((SELECT max(ts) FROM predictions), (SELECT max(at_ns) FROM outcomes))"
     ).fetchone()
@@ -33,7 +35,7 @@ def latest_timestamp(con: Any) -> int | None:
 
 
 def build_joined(con: Any, *, as_of: int, maturation: int, period: int) -> None:
-    """Create table ``joined``: every prediction up to ``as_of`` with its winning label, if any.
+    """Create table ``joined``: every prediction before ``as_of`` with its winning label, if any.
 
     Adds ``matured`` (bool), ``period`` (``ts // period``), ``label_num`` / ``label_str``
     (NULL when unlabelled). Outcomes are reduced to one per key before the join, so the large
@@ -43,7 +45,7 @@ def build_joined(con: Any, *, as_of: int, maturation: int, period: int) -> None:
     con.execute(f"""
         CREATE OR REPLACE TABLE joined AS
         WITH known AS (
-            SELECT * FROM outcomes WHERE at_ns IS NULL OR at_ns <= {as_of}
+            SELECT * FROM outcomes WHERE at_ns IS NULL OR at_ns < {as_of}
         ), by_id AS (
             SELECT prediction_id, max({rank}) AS r,
                    arg_max({{'n': label_num, 's': label_str}}, {rank}) AS label
@@ -59,7 +61,7 @@ def build_joined(con: Any, *, as_of: int, maturation: int, period: int) -> None:
             LEFT JOIN by_id i ON i.prediction_id = p.prediction_id
             LEFT JOIN by_hash hm ON hm.payload_hash = p.payload_hash AND hm.model = p.model
             LEFT JOIN by_hash ha ON ha.payload_hash = p.payload_hash AND ha.model IS NULL
-            WHERE p.ts <= {as_of}
+            WHERE p.ts < {as_of}
         )
         SELECT * EXCLUDE (best, ri, li, rm, lm, la, label),
                ts + {maturation} <= {as_of} AS matured, ts // {period} AS period,

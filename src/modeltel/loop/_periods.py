@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from modeltel.loop._backtest import backtest
 from modeltel.loop._cost import cost_latency
-from modeltel.loop._drift import Sample, compare, window_samples
+from modeltel.loop._drift import NOT_ENOUGH_DATA, Sample, compare, window_samples
 from modeltel.loop._durations import format_instant
 from modeltel.loop._metrics import Key, classification, counts, regression
 from modeltel.loop._operational import operational
@@ -96,8 +96,11 @@ def add_periods(
         current = samples.get((key[:-1], str(key[-1])))
         if ref is not None and current is not None:
             for signal in compare(ref, current, signals):
+                if signal.state == NOT_ENOUGH_DATA:  # no value rather than noise, in plots and backtest
+                    continue
                 point.drift[f"psi:{signal.signal}"] = signal.psi
                 point.drift[f"ks:{signal.signal}"] = signal.ks
+                point.drift[f"drift:{signal.signal}"] = 1.0 if signal.flagged else 0.0
         ops = health.get(key[:-1])
         window_health = ops.windows.get(str(key[-1])) if ops else None
         if window_health is not None:

@@ -18,7 +18,6 @@ __all__ = [
     "PSI_BINS",
     "PSI_EPSILON",
     "Band",
-    "ks_critical",
     "ks_statistic",
     "psi_categorical",
     "psi_numeric",
@@ -91,11 +90,6 @@ def ks_statistic(reference: ArrayLike, current: ArrayLike) -> float | None:
     cdf_ref = np.searchsorted(ref, points, side="right") / ref.size
     cdf_cur = np.searchsorted(cur, points, side="right") / cur.size
     return float(np.max(np.abs(cdf_ref - cdf_cur)))
-
-
-def ks_critical(n: int, m: int, alpha: float = 0.001) -> float:
-    """The asymptotic KS critical value at ``alpha`` for samples of sizes n and m."""
-    return math.sqrt(-math.log(alpha / 2) / 2) * math.sqrt((n + m) / (n * m))
 
 
 def _average_ranks(values: NDArray[np.float64]) -> NDArray[np.float64]:

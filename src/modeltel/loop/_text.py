@@ -33,12 +33,12 @@ def _header(e: Evaluation) -> list[str]:
     reference = (
         "saved profile"
         if isinstance(e.reference, str)
-        else f"{format_instant(e.reference[0])} .. {format_instant(e.reference[1])}"
+        else f"[{format_instant(e.reference[0])}, {format_instant(e.reference[1])})"
     )
     return [
         f"modeltel evaluate: as of {format_instant(e.as_of_ns)}, maturation {_duration(e.maturation_ns)}, "
         f"period {_duration(e.period_ns)}",
-        f"  reference {reference}; current {format_instant(e.current[0])} .. {format_instant(e.current[1])}",
+        f"  reference {reference}; current [{format_instant(e.current[0])}, {format_instant(e.current[1])})",
     ]
 
 
@@ -63,11 +63,14 @@ def _quality(g: GroupReport) -> list[str]:
 def _drift(g: GroupReport) -> list[str]:
     if not g.drift:
         return ["  drift: no reference or current data"]
-    parts = [
-        f"{s.signal} PSI {fmt(s.psi, '.3f')} KS {fmt(s.ks, '.3f')}{' DRIFT' if s.flagged else ''}"
-        for s in g.drift
-    ]
-    return ["  statistical drift (current vs reference): " + "; ".join(parts)]
+    lines = ["  statistical drift (current vs reference; effect KS, or TV for categories; p after n):"]
+    for s in g.drift:
+        effect = f"{'KS' if s.kind == 'numeric' else 'TV'} {fmt(s.effect, '.3f')}"
+        p = "" if s.p_value is None else f" p {s.p_value:.2g}"
+        n = f"n {s.n_reference:,}/{s.n_current:,}"
+        state = s.state.upper() if s.flagged else s.state
+        lines.append(f"    {s.signal}: {state}  {effect}{p}  PSI {fmt(s.psi, '.3f')}  {n}")
+    return lines
 
 
 def _operational(g: GroupReport) -> list[str]:
