@@ -46,6 +46,7 @@ __all__ = [
     "Sample",
     "compare",
     "profile_sample",
+    "score_samples",
     "window_samples",
 ]
 
@@ -103,12 +104,8 @@ def window_samples(
     """Score and feature samples per (group key, window name)."""
     k = ", ".join(keys)
     samples: dict[tuple[Key, str], Sample] = {}
-    scores = _sampled(
-        f"SELECT {k}, ts, prediction_id, score FROM joined WHERE isfinite(score)", keys, window, cap
-    )
-    for row in con.execute(f"SELECT {k}, win, list(score) FROM ({scores}) GROUP BY ALL").fetchall():
-        key, win, values = tuple(row[: len(keys)]), row[len(keys)], row[-1]
-        samples.setdefault((key, win), Sample()).numeric[SCORE] = np.asarray(values, dtype=np.float64)
+    for (key, win), values in score_samples(con, keys, window, cap).items():
+        samples.setdefault((key, win), Sample()).numeric[SCORE] = values
     features = _sampled("SELECT * FROM feature_values", [*keys, "feature"], window, cap)
     query = f"""
         SELECT {k}, win, feature, list(num) FILTER (WHERE num IS NOT NULL),
@@ -123,6 +120,21 @@ def window_samples(
         if texts:
             sample.categorical[feature] = Counter(texts)
     return samples
+
+
+def score_samples(
+    con: Any, keys: Sequence[str], window: str, cap: int = SAMPLE_CAP
+) -> dict[tuple[Key, str], NDArray[np.float64]]:
+    """Finite scores per (group key, window name), at most ``cap`` each (chosen as above)."""
+    k = ", ".join(keys)
+    scores = _sampled(
+        f"SELECT {k}, ts, prediction_id, score FROM joined WHERE isfinite(score)", keys, window, cap
+    )
+    found: dict[tuple[Key, str], NDArray[np.float64]] = {}
+    for row in con.execute(f"SELECT {k}, win, list(score) FROM ({scores}) GROUP BY ALL").fetchall():
+        key, win, values = tuple(row[: len(keys)]), row[len(keys)], row[-1]
+        found[(key, win)] = np.asarray(values, dtype=np.float64)
+    return found
 
 
 def profile_sample(profile: Profile) -> Sample:

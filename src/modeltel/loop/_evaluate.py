@@ -28,7 +28,7 @@ from modeltel.loop._join import build_joined, latest_timestamp
 from modeltel.loop._load import load_labels, load_telemetry
 from modeltel.loop._metrics import Key, classification, counts, regression
 from modeltel.loop._operational import operational, violation_totals
-from modeltel.loop._periods import add_periods, apply_bands, run_backtest
+from modeltel.loop._periods import add_periods, apply_bands, check_estimates, run_backtest
 from modeltel.loop._profile import load_profile
 from modeltel.loop._progress import Progress
 from modeltel.loop._result import Evaluation, GroupReport
@@ -210,6 +210,7 @@ def evaluate(
         )
         for report in groups.values():
             apply_bands(report, options.band_periods)
+            check_estimates(report)
     with stages("backtest"):
         for key, quality in _reference_quality(con, keys, groups, w, options.threshold).items():
             run_backtest(groups[key], quality, w.drift_from)

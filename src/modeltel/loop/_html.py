@@ -64,7 +64,10 @@ def _over_time_plot(g: GroupReport, n: int) -> str:
     xs = [p.start_ns / NS_PER_S / 86400 for p in points]
     ys = [p.series(name) for p in points]
     label = g.primary_metric if name == "quality" and g.primary_metric else name
-    series = Series(label, xs, ys, markers=[name in p.outside_band for p in points])
+    series = [Series(label, xs, ys, markers=[name in p.outside_band for p in points])]
+    if name == "quality" and any(p.estimated_quality is not None for p in points):
+        estimated = [p.estimated_quality for p in points]
+        series.append(Series(f"{label} estimated from scores", xs, estimated, dashed=True))
     labels = (
         (format_instant(points[0].start_ns)[:10], format_instant(points[-1].start_ns)[:10])
         if points
@@ -72,7 +75,7 @@ def _over_time_plot(g: GroupReport, n: int) -> str:
     )
     band = [p.bands.get(name) for p in points]
     return line_chart(
-        f"metrics-over-time-{n}", f"{label} per period, trailing band", [series], band=band, x_labels=labels
+        f"metrics-over-time-{n}", f"{label} per period, trailing band", series, band=band, x_labels=labels
     )
 
 

@@ -12,14 +12,15 @@ from typing import Any, Final
 
 from modeltel.loop._backtest import backtest
 from modeltel.loop._cost import cost_latency
-from modeltel.loop._drift import NOT_ENOUGH_DATA, Sample, compare, window_samples
+from modeltel.loop._drift import NOT_ENOUGH_DATA, Sample, compare, score_samples, window_samples
 from modeltel.loop._durations import format_instant
+from modeltel.loop._estimate import ESTIMABLE, estimate, gap_is_large
 from modeltel.loop._metrics import Key, classification, counts, regression
 from modeltel.loop._operational import operational
 from modeltel.loop._result import GroupReport, PeriodPoint
 from modeltel.loop._stats import trailing_band
 
-__all__ = ["BANDED", "add_periods", "apply_bands", "run_backtest"]
+__all__ = ["BANDED", "add_periods", "apply_bands", "check_estimates", "run_backtest"]
 
 BANDED: Final = (
     "quality",
@@ -76,6 +77,7 @@ def add_periods(
     costs = cost_latency(con, by_period)
     window = f"CASE WHEN ts >= {drift_from} THEN CAST(ts // {period} AS VARCHAR) END"
     samples = window_samples(con, keys, window)
+    every_period = score_samples(con, keys, f"CAST(ts // {period} AS VARCHAR)")
     health = operational(con, keys, window)
     for key, c in sorted(counts(con, by_period).items(), key=lambda item: item[0][-1]):
         report = groups.get(key[:-1])
@@ -85,6 +87,7 @@ def add_periods(
         point = PeriodPoint(
             start_ns=int(key[-1]) * period,
             predictions=c.predictions,
+            labelled=c.labelled,
             label_coverage=c.label_coverage,
             quality=quality.get(key),
             mean_score=scores.get(key),
@@ -92,6 +95,10 @@ def add_periods(
             cost_per_1k=cost.cost_per_1k if cost else None,
             p95_ms=cost.p95_ms if cost else None,
         )
+        if report.task == "classification" and report.primary_metric in ESTIMABLE:
+            period_scores = every_period.get((key[:-1], str(key[-1])))
+            if period_scores is not None:
+                point.estimated_quality = estimate(report.primary_metric, period_scores, threshold)
         ref = reference if isinstance(reference, Sample) else reference.get(key[:-1])
         current = samples.get((key[:-1], str(key[-1])))
         if ref is not None and current is not None:
@@ -107,6 +114,29 @@ def add_periods(
             for violation, rate in window_health.violation_rates.items():
                 point.drift[f"violations:{violation}"] = rate
         report.periods.append(point)
+
+
+def check_estimates(report: GroupReport) -> None:
+    """Mark the periods from which scores stopped predicting quality, and warn once.
+
+    On each period with matured labels the estimate meets the realized value; from the first
+    where they part (beyond the labels' own noise), the model's calibration moved and every
+    later estimate is marked off, labelled or not.
+    """
+    off_since: PeriodPoint | None = None
+    for point in report.periods:
+        estimated, realized = point.estimated_quality, point.quality
+        labelled = point.labelled
+        if estimated is not None and realized is not None and gap_is_large(estimated, realized, labelled):
+            off_since = off_since or point
+        point.estimate_off = off_since is not None
+    if off_since is not None:
+        metric = report.primary_metric
+        report.warnings.append(
+            f"{format_instant(off_since.start_ns)}: {metric} estimated from the scores "
+            f"{off_since.estimated_quality:.4g} but realized {off_since.quality:.4g}: the model's "
+            "calibration moved, so estimates for unlabelled periods are unreliable from then on"
+        )
 
 
 def _top_drift(point: PeriodPoint, count: int = 3) -> str:

@@ -35,6 +35,7 @@ class PeriodPoint:
 
     start_ns: int
     predictions: int
+    labelled: int
     label_coverage: float | None
     quality: float | None
     mean_score: float | None
@@ -44,6 +45,10 @@ class PeriodPoint:
     drift: dict[str, float | None] = field(default_factory=dict)
     bands: dict[str, tuple[float, float]] = field(default_factory=dict)
     outside_band: list[str] = field(default_factory=list)
+    # The primary metric estimated from the scores alone (see ``_estimate``), labels or not;
+    # ``estimate_off``: realized and estimated parted here (calibration moved), or did before.
+    estimated_quality: float | None = None
+    estimate_off: bool = False
 
     def series(self, name: str) -> float | None:
         """The value of series ``name`` (a field, or ``psi:<signal>`` / ``ks:<signal>``)."""

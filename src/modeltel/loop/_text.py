@@ -60,6 +60,19 @@ def _quality(g: GroupReport) -> list[str]:
     return lines
 
 
+def _estimated(g: GroupReport) -> list[str]:
+    """The latest period's quality estimated from its scores, beside the realized value."""
+    latest = next((p for p in reversed(g.periods) if p.estimated_quality is not None), None)
+    if latest is None:
+        return []
+    realized = "not yet labelled" if latest.quality is None else f"realized {fmt(latest.quality)}"
+    caveat = "  UNRELIABLE: calibration moved" if latest.estimate_off else ""
+    return [
+        f"  latest period {format_instant(latest.start_ns)}: {g.primary_metric} estimated from scores "
+        f"{fmt(latest.estimated_quality)} ({realized}){caveat}"
+    ]
+
+
 def _drift(g: GroupReport) -> list[str]:
     if not g.drift:
         return ["  drift: no reference or current data"]
@@ -113,7 +126,7 @@ def _backtest(g: GroupReport) -> list[str]:
 
 def _group(g: GroupReport) -> list[str]:
     title = f"{g.label}  {g.task}" + (f" (primary: {g.primary_metric})" if g.primary_metric else "")
-    lines = [title, *_quality(g), *_drift(g), *_operational(g), *_cost(g), *_backtest(g)]
+    lines = [title, *_quality(g), *_estimated(g), *_drift(g), *_operational(g), *_cost(g), *_backtest(g)]
     lines.extend(f"  WARNING {w}" for w in g.warnings)
     return lines
 
