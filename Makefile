@@ -62,8 +62,8 @@ bench: $(BENCH_STAMP) $(DDTRACE_STAMP) redis  ## overhead tables, the providers 
 	$(PY) benchmarks/matrix.py --ddtrace-python $(DDTRACE_VENV)/bin/python
 	$(PY) benchmarks/serving.py
 
-redis:  # servers the tests start: redis-server (limits), prometheus + promtool (alert rules); root installs them
-	@command -v redis-server >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq redis-server prometheus >/dev/null; } || echo "redis-server/prometheus not installed: those tests will be skipped"
+redis:  # what the tests start: redis-server (limits), prometheus + promtool (alert rules), chromium (the report in a browser); root installs them
+	@command -v redis-server >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus chromium >/dev/null; } || echo "redis-server/prometheus/chromium not installed: those tests will be skipped"
 
 clean:
 	rm -rf $(VENV) .venv-oldest $(DDTRACE_VENV) .pytest_cache .mypy_cache .ruff_cache telemetry

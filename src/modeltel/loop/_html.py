@@ -6,7 +6,9 @@ Each group gets five plots with stable ids (``{kind}-{n}``, n = the group's posi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from html import escape
 from typing import Final
 
@@ -24,10 +26,10 @@ _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc}
 .plots{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fafafa;border:1px solid #e4e4e4}
-.t{font-size:13px;font-weight:600}.l{font-size:11px;fill:#444}.a{stroke:#888}
+.t{font-size:13px;font-weight:600}text.l{font-size:11px;fill:#333}.a{stroke:#777}.g{stroke:#e8e8e8}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
 th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}.warn{color:#b00}
-pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px}
+pre{background:#f6f6f6;padding:8px;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
 """
 
 
@@ -52,36 +54,47 @@ def _calibration_plot(g: GroupReport, n: int) -> str:
     if g.classification is None:
         return line_chart(chart_id, title + " (classification only)", [diagonal], y_range=(0.0, 1.0))
     bins = g.classification.reliability
-    curve = Series(
-        "model", [b.mean_score for b in bins], [b.positive_rate for b in bins], markers=[True] * len(bins)
-    )
+    curve = Series("model", [b.mean_score for b in bins], [b.positive_rate for b in bins])
     return line_chart(chart_id, title, [curve, diagonal], y_range=(0.0, 1.0))
 
 
-def _over_time_plot(g: GroupReport, n: int) -> str:
+def _over_time_plot(g: GroupReport, n: int, period_ns: int) -> str:
     name = "quality" if any(p.quality is not None for p in g.periods) else "mean_score"
     points = g.periods
-    xs = [p.start_ns / NS_PER_S / 86400 for p in points]
+    xs = [p.start_ns / NS_PER_S for p in points]
     ys = [p.series(name) for p in points]
     label = g.primary_metric if name == "quality" and g.primary_metric else name
     series = [Series(label, xs, ys, markers=[name in p.outside_band for p in points])]
     if name == "quality" and any(p.estimated_quality is not None for p in points):
         estimated = [p.estimated_quality for p in points]
         series.append(Series(f"{label} estimated from scores", xs, estimated, dashed=True))
-    labels = (
-        (format_instant(points[0].start_ns)[:10], format_instant(points[-1].start_ns)[:10])
-        if points
-        else None
-    )
     band = [p.bands.get(name) for p in points]
+    step = max(1, math.ceil(len(xs) / 6))
     return line_chart(
-        f"metrics-over-time-{n}", f"{label} per period, trailing band", series, band=band, x_labels=labels
+        f"metrics-over-time-{n}",
+        f"{label} per period (start, UTC), trailing band",
+        series,
+        band=band,
+        x_format=_time_format(period_ns),
+        x_ticks=xs[::step],
     )
+
+
+def _time_format(period_ns: int) -> Callable[[float], str]:
+    """Period starts as dates, or with the time of day where periods are shorter than a day."""
+    pattern = "%Y-%m-%d" if period_ns >= 86_400 * NS_PER_S else "%m-%d %H:%M"
+    if period_ns < 60 * NS_PER_S:
+        pattern = "%H:%M:%S"
+
+    def formatted(seconds: float) -> str:
+        return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime(pattern)
+
+    return formatted
 
 
 def _drift_plot(g: GroupReport, n: int) -> str:
     bars = [Bar(s.signal, s.effect or 0.0, _effect_floor(s), s.flagged) for s in g.drift]
-    title = "drift effect, current vs reference: KS, or total variation for categories (tick: the floor)"
+    title = "drift effect vs reference (KS; TV for categories; tick: floor)"
     return bar_chart(f"drift-{n}", title, bars)
 
 
@@ -94,18 +107,26 @@ def _cost_plot(g: GroupReport, n: int) -> str:
     if c is None:
         return bar_chart(f"cost-latency-{n}", "cost and latency (no data)", [])
     bars = [
-        Bar(f"latency {name} ms", value or 0.0, c.latency_budget_ms, bool(name == "p95" and c.latency_missed))
+        Bar(
+            f"latency {name}",
+            value or 0.0,
+            c.latency_budget_ms,
+            bool(name == "p95" and c.latency_missed),
+            "ms",
+        )
         for name, value in (("p50", c.p50_ms), ("p95", c.p95_ms), ("p99", c.p99_ms))
     ]
-    bars.append(Bar("cost per 1K", c.cost_per_1k or 0.0, c.cost_per_1k_target, c.cost_missed))
-    return bar_chart(f"cost-latency-{n}", "latency and cost vs targets (ticks)", bars)
+    bars.append(
+        Bar("cost per 1K predictions", c.cost_per_1k or 0.0, c.cost_per_1k_target, c.cost_missed, "/1K")
+    )
+    return bar_chart(f"cost-latency-{n}", "latency and cost vs targets: one scale per unit", bars)
 
 
-def _group_section(g: GroupReport, n: int) -> str:
+def _group_section(g: GroupReport, n: int, period_ns: int) -> str:
     plots = [
         _score_plot(g, n),
         _calibration_plot(g, n),
-        _over_time_plot(g, n),
+        _over_time_plot(g, n, period_ns),
         _drift_plot(g, n),
         _cost_plot(g, n),
     ]
@@ -144,7 +165,7 @@ def _inventory_rows(entries: Sequence[InventoryEntry]) -> list[list[str]]:
 
 def render_html(evaluation: Evaluation) -> str:
     """The evaluation as one self-contained HTML document."""
-    sections = [_group_section(g, n) for n, g in enumerate(evaluation.groups)]
+    sections = [_group_section(g, n, evaluation.period_ns) for n, g in enumerate(evaluation.groups)]
     truth_keys = list(evaluation.inventory[0].truth) if evaluation.inventory else []
     return "\n".join(
         [
