@@ -112,3 +112,12 @@ def test_a_calibration_shift_is_flagged(tmp_path: Path) -> None:
     assert warning.startswith("2024-01-09")
     report = format_evaluation(evaluate(tmp_path, EvaluateOptions(period="1d", maturation="0s")))
     assert "UNRELIABLE: calibration moved" in report
+
+
+def test_scores_never_calibrated_make_every_estimate_unreliable(tmp_path: Path) -> None:
+    """Scores that overstate risk from the start: the reference window's calibration error says
+    so, and no period's estimate is offered as reliable."""
+    _write(tmp_path, lambda u, s, day: u < s * s)
+    group = _evaluate(tmp_path)
+    assert all(p.estimate_off for p in group.periods)
+    assert any("not calibrated in the reference window" in w for w in group.warnings)

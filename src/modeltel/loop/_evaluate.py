@@ -132,17 +132,18 @@ def _group_reports(con: Any, keys: Sequence[str], threshold: float) -> dict[Key,
 
 def _reference_quality(
     con: Any, keys: Sequence[str], groups: dict[Key, GroupReport], w: _Windows, threshold: float
-) -> dict[Key, float | None]:
+) -> dict[Key, tuple[float | None, Any]]:
+    """Per group: the primary metric over the reference window, and its metrics object."""
     where = f"ts >= {w.reference[0]} AND ts < {w.reference[1]}"
     models = {
         t: sorted({g.model for g in groups.values() if g.task == t}) for t in ("classification", "regression")
     }
     found: dict[Key, Any] = dict(classification(con, keys, models["classification"], threshold, where))
     found.update(regression(con, keys, models["regression"], where))
-    result: dict[Key, float | None] = {}
+    result: dict[Key, tuple[float | None, Any]] = {}
     for key, report in groups.items():
         value = getattr(found.get(key), report.primary_metric or "", None)
-        result[key] = value if isinstance(value, float) else None
+        result[key] = (value if isinstance(value, float) else None, found.get(key))
     return result
 
 
@@ -210,10 +211,10 @@ def evaluate(
         )
         for report in groups.values():
             apply_bands(report, options.band_periods)
-            check_estimates(report)
     with stages("backtest"):
-        for key, quality in _reference_quality(con, keys, groups, w, options.threshold).items():
+        for key, (quality, metrics) in _reference_quality(con, keys, groups, w, options.threshold).items():
             run_backtest(groups[key], quality, w.drift_from)
+            check_estimates(groups[key], getattr(metrics, "ece", None), getattr(metrics, "n", 0))
     with stages("versions and inventory"):
         evaluation = Evaluation(
             as_of,

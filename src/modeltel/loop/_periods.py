@@ -14,7 +14,7 @@ from modeltel.loop._backtest import backtest
 from modeltel.loop._cost import cost_latency
 from modeltel.loop._drift import NOT_ENOUGH_DATA, Sample, compare, score_samples, window_samples
 from modeltel.loop._durations import format_instant
-from modeltel.loop._estimate import ESTIMABLE, estimate, gap_is_large
+from modeltel.loop._estimate import ESTIMABLE, MAX_REFERENCE_ECE, estimate, gap_is_large
 from modeltel.loop._metrics import Key, classification, counts, regression
 from modeltel.loop._operational import operational
 from modeltel.loop._result import GroupReport, PeriodPoint
@@ -116,24 +116,38 @@ def add_periods(
         report.periods.append(point)
 
 
-def check_estimates(report: GroupReport) -> None:
+def check_estimates(report: GroupReport, reference_ece: float | None = None, labelled: int = 0) -> None:
     """Mark the periods from which scores stopped predicting quality, and warn once.
 
-    On each period with matured labels the estimate meets the realized value; from the first
-    where they part (beyond the labels' own noise), the model's calibration moved and every
-    later estimate is marked off, labelled or not.
+    The estimates assume calibrated scores: if the reference window's calibration error was
+    already beyond :data:`MAX_REFERENCE_ECE` (plus its sampling noise), every estimate is marked
+    off. Otherwise, on each period with matured labels the estimate meets the realized value;
+    from the first where they part (beyond the labels' own noise), the model's calibration moved
+    and every later estimate is marked off, labelled or not.
     """
+    if not any(p.estimated_quality is not None for p in report.periods):
+        return
+    if reference_ece is not None and labelled > 0 and reference_ece > MAX_REFERENCE_ECE + 1 / labelled**0.5:
+        for point in report.periods:
+            point.estimate_off = True
+        report.warnings.append(
+            f"scores were not calibrated in the reference window (calibration error {reference_ece:.3g}): "
+            "quality estimated from them is unreliable"
+        )
+        return
     off_since: PeriodPoint | None = None
     for point in report.periods:
         estimated, realized = point.estimated_quality, point.quality
-        labelled = point.labelled
-        if estimated is not None and realized is not None and gap_is_large(estimated, realized, labelled):
+        if (
+            estimated is not None
+            and realized is not None
+            and gap_is_large(estimated, realized, point.labelled)
+        ):
             off_since = off_since or point
         point.estimate_off = off_since is not None
     if off_since is not None:
-        metric = report.primary_metric
         report.warnings.append(
-            f"{format_instant(off_since.start_ns)}: {metric} estimated from the scores "
+            f"{format_instant(off_since.start_ns)}: {report.primary_metric} estimated from the scores "
             f"{off_since.estimated_quality:.4g} but realized {off_since.quality:.4g}: the model's "
             "calibration moved, so estimates for unlabelled periods are unreliable from then on"
         )
