@@ -95,10 +95,14 @@ def test_ndarray_valid_values_with_a_column_missing_or_unknown() -> None:
     assert BOUNDED.check_batch(matrix[:, :2]).ok
 
 
-def test_ndarray_shape_mismatch_is_a_clear_error() -> None:
-    """A matrix whose width does not match the contract raises ValueError saying so."""
-    with pytest.raises(ValueError, match="3 columns but 4 names"):
-        NUMBERS.check_batch(np.zeros((2, 3)))
+def test_ndarray_of_the_wrong_width_is_a_violation_of_every_row() -> None:
+    """Columns are read by position: a narrower matrix misses the contract's last features, a wider
+    one has unexpected columns, in every row (a batch of the wrong shape is a contract problem,
+    reported like any other, not an internal error)."""
+    narrow = NUMBERS.check_batch(valid_matrix(2)[:, :2])  # amount, ratio; count is required
+    assert summary(narrow.violations) == [(0, "count", "missing"), (1, "count", "missing")]
+    wide = NUMBERS.check_batch(np.column_stack([valid_matrix(2), np.ones(2)]))
+    assert summary(wide.violations) == [(0, "column_4", "unexpected"), (1, "column_4", "unexpected")]
 
 
 def test_list_of_dicts() -> None:
@@ -118,11 +122,17 @@ def test_list_of_dicts() -> None:
 
 
 def test_dataframe_nan_is_missing() -> None:
-    """In a DataFrame, NaN means missing: null for a required field, fine for an Optional one."""
+    """In a DataFrame, NaN means missing: fine for an Optional field; in a required number it is
+    non_finite, the kind the same NaN gets from a dict or an ndarray."""
     frame = pd.DataFrame(
         {"amount": [1.0, np.nan, 3.0], "ratio": [0.5] * 3, "count": [1, 2, 3], "bonus": [np.nan, 1.0, np.nan]}
     )
-    assert summary(NUMBERS.check_batch(frame).violations) == [(1, "amount", "null")]
+    assert summary(NUMBERS.check_batch(frame).violations) == [(1, "amount", "non_finite")]
+    rows = frame.to_dict("records")
+    assert [v.kind for v in NUMBERS.check(rows[1]) if v.feature == "amount"] == ["non_finite"]
+    matrix = frame[["amount", "ratio", "count"]].to_numpy()
+    found = NUMBERS.check_batch(matrix, columns=["amount", "ratio", "count"]).violations
+    assert summary(found) == [(1, "amount", "non_finite")]
 
 
 def test_dataframe_inf_and_ranges() -> None:

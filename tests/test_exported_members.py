@@ -23,6 +23,7 @@ def test_all_is_pinned() -> None:
         "infer_contract",
         "install_signal_handlers",
         "instrument",
+        "instrument_model",
         "payload_hash",
         "prediction",
         "record_outcome",

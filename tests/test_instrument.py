@@ -276,3 +276,18 @@ def test_model_and_version_are_required_with_a_clear_error() -> None:
         modeltel.instrument(model="m")(predict)  # type: ignore[call-overload]
     with pytest.raises(ConfigurationError, match=r"needs model= and version="):
         modeltel.instrument()(predict)  # type: ignore[call-overload]
+
+
+def test_truth_table_keywords_are_typed() -> None:
+    """``owner=`` and the other truth-table keywords take text, the two targets numbers; anything
+    else fails at decoration naming the keyword."""
+    import modeltel
+
+    with pytest.raises(modeltel.ConfigurationError, match=r"latency_budget_ms='50ms': expected a number"):
+        modeltel.instrument(model="m", version="1", latency_budget_ms="50ms")(lambda f: 0.5)
+    with pytest.raises(modeltel.ConfigurationError, match=r"owner=7: expected text"):
+        modeltel.instrument(model="m", version="1", owner=7)(lambda f: 0.5)
+    ok = modeltel.instrument(
+        model="m", version="1", owner="risk", latency_budget_ms=50, cost_per_1k_target=0.4
+    )
+    assert ok(lambda f: 0.5)({"x": 1.0}) == 0.5

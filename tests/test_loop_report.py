@@ -193,9 +193,15 @@ def test_evaluate_command_rejects_a_bad_duration(telemetry: Path, capsys: pytest
     assert "expected a duration like 7d" in capsys.readouterr().err
 
 
-def test_inventory_command_exits_1_when_answers_are_missing(telemetry: Path) -> None:
-    """Missing truth-table answers make ``modeltel inventory`` exit 1."""
+def test_inventory_command_exits_1_when_answers_are_missing(
+    telemetry: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Missing truth-table answers make ``modeltel inventory`` exit 1, each with the keyword of
+    ``@modeltel.instrument`` that declares it."""
     assert main(["inventory", str(telemetry)]) == 1
+    out = capsys.readouterr().out
+    assert 'purpose              MISSING: declare it with @modeltel.instrument(..., purpose="' in out
+    assert "label_delay          MISSING: declare it with @modeltel.instrument(..., label_delay=" in out
 
 
 def test_missing_duckdb_prints_the_install_hint(telemetry: Path) -> None:

@@ -11,6 +11,7 @@ from modeltel._contract_infer import infer_contract
 from modeltel._errors import BudgetExceeded, ConfigurationError, ContractViolation, ModeltelError, RateLimited
 from modeltel._hashing import payload_hash
 from modeltel._instrument import instrument, prediction
+from modeltel._models import instrument_model
 from modeltel._outcomes import record_outcome, record_outcomes
 from modeltel._prediction import Prediction, current_prediction
 from modeltel._runtime import configure, force_flush, shutdown
@@ -34,6 +35,7 @@ __all__ = [
     "infer_contract",
     "install_signal_handlers",
     "instrument",
+    "instrument_model",
     "payload_hash",
     "prediction",
     "record_outcome",

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from modeltel._contract_codegen import RowCheck, ValueCheck, build_row_check, build_value_check
 from modeltel._contract_rules import Violation, check_mapping
-from modeltel._contract_spec import FieldSpec, parse_model, version_of
+from modeltel._contract_spec import FieldSpec, feature_name, parse_model, version_of
 
 if TYPE_CHECKING:
     from modeltel._contract_batch import BatchCheck
@@ -44,6 +44,7 @@ class Contract:
         "_fast",
         "_forbid",
         "_names",
+        "_renames",
         "_specs",
         "_value_checks",
         "fields",
@@ -61,6 +62,7 @@ class Contract:
     _names: frozenset[str]
     _fast: RowCheck
     _value_checks: tuple[ValueCheck, ...]
+    _renames: dict[str, str]
 
     def __init__(self, model: type[BaseModel]) -> None:
         specs, forbid = parse_model(model)
@@ -74,6 +76,11 @@ class Contract:
             "_names": frozenset(s.name for s in specs),
             "_fast": build_row_check(specs, forbid),
             "_value_checks": tuple(build_value_check(s) for s in specs),
+            "_renames": {
+                attr: feature_name(attr, info)
+                for attr, info in model.model_fields.items()
+                if feature_name(attr, info) != attr
+            },
         }
         for key, value in init.items():
             object.__setattr__(self, key, value)
@@ -144,7 +151,10 @@ class Contract:
             return features
         if isinstance(features, BaseModel):
             extra = features.__pydantic_extra__ or {}
-            return {**features.__dict__, **extra}
+            values = features.__dict__
+            if self._renames:  # attribute name -> the feature (alias) it stands for
+                values = {self._renames.get(k, k): v for k, v in values.items()}
+            return {**values, **extra}
         if dataclasses.is_dataclass(features) and not isinstance(features, type):
             return {f.name: getattr(features, f.name) for f in dataclasses.fields(features)}
         raise TypeError(

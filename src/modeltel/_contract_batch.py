@@ -8,8 +8,9 @@ Inputs and what a missing value means:
 * a 2-D ndarray (columns in contract field order, or named by ``columns=``): numeric arrays are
   checked in one fused numpy pass over the whole matrix; ``None`` (object arrays) is null and
   NaN is ``non_finite``, as for ``check`` on that row;
-* a pandas DataFrame: checked column by column; NaN / None / NA mean *missing*, so they are
-  ``null`` unless the field is Optional (pandas cannot tell NaN from missing).
+* a pandas DataFrame: checked column by column; NaN / None / NA mean *missing*, allowed where
+  the field is Optional (pandas cannot tell NaN from missing); elsewhere None / NA / NaT are
+  ``null`` and NaN is ``non_finite``, the kind a NaN gets from a dict or an ndarray.
 
 A homogeneous numeric array cannot carry ints or bools beside floats, so in numeric columns an
 int field accepts integral floats and a bool field accepts 0 and 1. That is the one way a 1-row
@@ -80,7 +81,10 @@ def _check_array(contract: Contract, array: npt.NDArray[Any], columns: Sequence[
         raise ValueError(f"a batch array must be 2-D (rows x features), got shape {array.shape}")
     names = tuple(columns) if columns is not None else contract.fields
     if len(names) != array.shape[1]:
-        raise ValueError(f"the batch has {array.shape[1]} columns but {len(names)} names: {list(names)}")
+        # Columns are read by position: a narrower batch misses the last names, a wider one has
+        # unexpected columns (named column_<index>); each is a violation of every row.
+        width = array.shape[1]
+        names = names[:width] + tuple(f"column_{j}" for j in range(len(names), width))
     suspects = _matrix_suspects(contract, array, names) if array.dtype.kind in "fiu" else None
     if suspects is not None and not suspects and _columns_match(contract, names):
         # The common case, a valid matrix: nothing is looked at column by column.
@@ -271,9 +275,13 @@ def _numeric_ok(spec: FieldSpec, values: npt.NDArray[Any], frame: bool) -> BoolA
 def _classify(spec: FieldSpec, value: Any, frame: bool, row: int) -> Violation | None:
     """The violation of one cell; numeric cells may stand in for ints and bools (see module doc)."""
     if frame and _is_missing(value):
-        return (
-            None if spec.nullable else Violation(spec.name, "null", "not nullable", type(value).__name__, row)
-        )
+        if spec.nullable:
+            return None
+        got = type(value).__name__
+        if spec.kind in ("float", "int") and isinstance(value, (float, np.floating)):
+            # A NaN where a number belongs: non_finite, as a dict or an ndarray gives it.
+            return Violation(spec.name, "non_finite", "finite", got, row)
+        return Violation(spec.name, "null", "not nullable", got, row)
     if isinstance(value, (np.floating, np.integer)) and spec.kind in ("int", "bool"):
         got = type(value).__name__
         if spec.kind == "bool":

@@ -58,6 +58,12 @@ def infer_contract_from_csv(
     return compile_contract(infer_contract(data, **kw))
 
 
+def read_csv_rows(path: Path) -> list[dict[str, Any]]:
+    """A CSV's rows as dicts, cells typed as ``infer_contract_from_csv`` reads them (csv module)."""
+    with open(path, newline="") as handle:
+        return [_sniff_row(row) for row in csv.DictReader(handle)]
+
+
 def _model_name(stem: str) -> str:
     words = "".join(c if c.isalnum() else " " for c in stem).title().replace(" ", "")
     return words if words[:1].isalpha() else "InferredContract"

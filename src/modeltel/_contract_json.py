@@ -61,10 +61,15 @@ def model_from_json(text: str) -> type[BaseModel]:
     document = json.loads(text)
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ConfigurationError(f"not a modeltel contract document (expected format {FORMAT!r})")
-    fields = {f["name"]: _field_from_json(f) for f in document["fields"]}
+    fields = {_attribute(f["name"], i): _field_from_json(f) for i, f in enumerate(document["fields"])}
     config = ConfigDict(extra="forbid" if document["extra"] == "forbid" else "allow")
     model: type[BaseModel] = create_model(document["name"], __config__=config, **fields)  # type: ignore[call-overload]
     return model
+
+
+def _attribute(feature: str, position: int) -> str:
+    """A Python name for the field of ``feature`` (the feature itself where it is one)."""
+    return feature if feature.isidentifier() and not feature.startswith("_") else f"field_{position}"
 
 
 def _field_from_json(field: dict[str, Any]) -> tuple[Any, Any]:
@@ -77,6 +82,9 @@ def _field_from_json(field: dict[str, Any]) -> tuple[Any, Any]:
         options["allow_inf_nan"] = True
     if field.get("sensitive"):
         options["json_schema_extra"] = {"sensitive": True}
+    name = field["name"]
+    if not name.isidentifier() or name.startswith("_"):
+        options["alias"] = name
     if not field["required"]:
         default = field.get("default")
         if "enum" in field and default is not None:

@@ -63,11 +63,21 @@ def parse_model(model: type[BaseModel]) -> tuple[tuple[FieldSpec, ...], bool]:
     return specs, forbid
 
 
-def _parse_field(name: str, info: FieldInfo) -> FieldSpec:
-    if info.alias is not None or info.validation_alias is not None:
+def feature_name(name: str, info: FieldInfo) -> str:
+    """The feature a field checks: its alias where it has one (a column name that is no Python
+    identifier, ``Field(alias="mean radius")``), else its name."""
+    alias = info.validation_alias if info.validation_alias is not None else info.alias
+    if alias is None:
+        return name
+    if not isinstance(alias, str):
         raise ConfigurationError(
-            f"contract field {name!r}: aliases are not supported; name the field as the feature"
+            f"contract field {name!r}: a validation alias must be one feature name (a str)"
         )
+    return alias
+
+
+def _parse_field(name: str, info: FieldInfo) -> FieldSpec:
+    feature = feature_name(name, info)
     annotation, nullable, metadata = _unwrap(name, info.annotation, list(info.metadata))
     kind, categories, enum = _classify(name, annotation)
     values = _read_metadata(name, kind, metadata)
@@ -76,7 +86,7 @@ def _parse_field(name: str, info: FieldInfo) -> FieldSpec:
     required = info.is_required()
     default = None if required or info.default_factory is not None else info.default
     return FieldSpec(
-        name,
+        feature,
         kind,
         nullable,
         required,

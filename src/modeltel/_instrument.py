@@ -54,7 +54,13 @@ def instrument(
     shadow_version: str | None = None,
     sensitive: Sequence[str] = (),
     undeclared_features: str | None = None,
-    **targets: Any,
+    owner: str | None = None,
+    purpose: str | None = None,
+    metric: str | None = None,
+    label_source: str | None = None,
+    label_delay: str | None = None,
+    latency_budget_ms: float | None = None,
+    cost_per_1k_target: float | None = None,
 ) -> Callable[[F], F]: ...
 def instrument(fn: Any = None, /, **options: Any) -> Any:
     """Instrument a predict function: contract, hash, sampling, limits, spans, metrics, logs.
@@ -64,6 +70,12 @@ def instrument(fn: Any = None, /, **options: Any) -> Any:
     With a ``contract``, ``undeclared_features`` (``"drop"``, ``"hash"`` or ``"keep"``; default
     ``MODELTEL_UNDECLARED_FEATURES``, else ``"drop"``) says what sampled feature records log of
     features the contract does not declare.
+
+    The model's truth table, which ``modeltel inventory`` lists and checks: ``owner`` (a team),
+    ``purpose`` (the decision it serves), ``metric`` (its primary quality metric, e.g.
+    ``"roc_auc"``), ``label_source`` (where outcomes come from), ``label_delay`` (how long they
+    take, e.g. ``"30d"``), ``latency_budget_ms`` (p95 target) and ``cost_per_1k_target``. They
+    travel as ``ml.model.<key>`` attributes on spans and prediction records.
 
     >>> import modeltel
     >>> @modeltel.instrument(model="fraud", version="3.2.0", tenant="tenant")
@@ -88,12 +100,14 @@ def instrument(fn: Any = None, /, **options: Any) -> Any:
 
 def _plan_for(func: Callable[..., Any], options: dict[str, Any]) -> Plan:
     opts = dict(options)
+    # What instrument_model read from a registry (an MLflow run id): ml.model.* attributes too.
+    extra_targets = opts.pop("_extra_targets", {})
     unknown = sorted(k for k in opts if k not in _PLAN_KEYS and k not in _TARGET_KEYS)
     if unknown:
         from modeltel._errors import ConfigurationError
 
         raise ConfigurationError(f"instrument() got unknown argument(s): {', '.join(unknown)}")
-    targets = {k: opts.pop(k) for k in _TARGET_KEYS if k in opts}
+    targets = {**{k: _target(k, opts.pop(k)) for k in _TARGET_KEYS if k in opts}, **extra_targets}
     tenant = opts.pop("tenant", None)
     features = opts.pop("features", None)
     missing = [key for key in ("model", "version") if key not in opts]
@@ -108,6 +122,25 @@ def _plan_for(func: Callable[..., Any], options: dict[str, Any]) -> Plan:
         targets=targets,
         **opts,
     )
+
+
+_NUMERIC_TARGETS = frozenset({"latency_budget_ms", "cost_per_1k_target"})
+
+
+def _target(key: str, value: Any) -> Any:
+    """A truth-table value as declared: a number for the two targets, text for the rest."""
+    if value is None:
+        return None
+    numeric = key in _NUMERIC_TARGETS
+    if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        from modeltel._errors import ConfigurationError
+
+        raise ConfigurationError(f"instrument(): {key}={value!r}: expected a number")
+    if not numeric and not isinstance(value, str):
+        from modeltel._errors import ConfigurationError
+
+        raise ConfigurationError(f"instrument(): {key}={value!r}: expected text (a str)")
+    return value
 
 
 _PLAN_KEYS = frozenset(

@@ -10,6 +10,7 @@ SCOPE: Final = "modeltel"
 SPAN_NAME_PREFIX: Final = "predict "
 MODEL_NAME: Final = "ml.model.name"
 MODEL_VERSION: Final = "ml.model.version"
+MODEL_RUN_ID: Final = "ml.model.run_id"  # instrument_model on an MLflow model: the run that made it
 TENANT: Final = "ml.tenant"
 PREDICTION_ID: Final = "ml.prediction.id"
 PAYLOAD_HASH: Final = "ml.payload.hash"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,16 +97,46 @@ def _contract_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["infer"], help="infer: a contract from training data")
     parser.add_argument("path", help="a CSV file of training rows")
     parser.add_argument("--margin", type=float, default=0.1, help="widen observed ranges by this share")
+    parser.add_argument(
+        "--quantiles",
+        help="LOW,HIGH: ranges from these quantiles of the data (e.g. 0.001,0.999), not min/max",
+    )
+    parser.add_argument(
+        "--check", help="a CSV of held-out rows: say on stderr how many the contract would reject, and why"
+    )
 
 
 def _run_contract(args: argparse.Namespace) -> int:
-    from modeltel._contract_infer import infer_contract_from_csv
+    from modeltel._contract_infer import infer_contract_from_csv, read_csv_rows
 
-    path = Path(args.path)
-    if not path.is_file():
-        print(f"modeltel contract infer: {path} is not a file", file=sys.stderr)
-        return 2
-    print(infer_contract_from_csv(path, margin=args.margin).to_json())
+    paths = [Path(p) for p in (args.path, args.check) if p]
+    for path in paths:
+        if not path.is_file():
+            print(f"modeltel contract infer: {path} is not a file", file=sys.stderr)
+            return 2
+    quantiles = None
+    if args.quantiles:
+        try:
+            low, high = (float(part) for part in args.quantiles.split(","))
+            quantiles = (low, high)
+        except ValueError:
+            print(
+                f"modeltel contract infer: --quantiles {args.quantiles!r}: expected LOW,HIGH", file=sys.stderr
+            )
+            return 2
+    contract = infer_contract_from_csv(paths[0], margin=args.margin, quantiles=quantiles)
+    print(contract.to_json())
+    if args.check:
+        rows = read_csv_rows(Path(args.check))
+        found = contract.check_batch(rows)
+        kinds = Counter(f"{v.feature}:{v.kind}" for v in found.violations)
+        share = len(found.bad_rows) / len(rows) if rows else 0.0
+        print(
+            f"modeltel contract infer: would reject {len(found.bad_rows):,} of {len(rows):,} held-out rows "
+            f"({share:.1%})"
+            + (": " + ", ".join(f"{k} x{n}" for k, n in kinds.most_common()) if kinds else ""),
+            file=sys.stderr,
+        )
     return 0
 
 

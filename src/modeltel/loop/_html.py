@@ -14,7 +14,7 @@ from typing import Final
 
 from modeltel.loop._drift import KS_EFFECT, TV_EFFECT, DriftSignal
 from modeltel.loop._durations import NS_PER_S, format_instant
-from modeltel.loop._result import Evaluation, GroupReport, InventoryEntry
+from modeltel.loop._result import HOW_TO_DECLARE, Evaluation, GroupReport, InventoryEntry
 from modeltel.loop._svg import Bar, Series, bar_chart, line_chart
 from modeltel.loop._text import fmt, format_evaluation
 
@@ -158,7 +158,14 @@ def _group_section(g: GroupReport, n: int, period_ns: int) -> str:
 
 def _inventory_rows(entries: Sequence[InventoryEntry]) -> list[list[str]]:
     return [
-        [f"{e.model}@{e.version}", *(v or "MISSING" for v in e.truth.values()), "; ".join(e.missed) or "-"]
+        [
+            f"{e.model}@{e.version}",
+            *(
+                str(v) if v not in (None, "") else f"MISSING ({HOW_TO_DECLARE[k]})"
+                for k, v in e.truth.items()
+            ),
+            "; ".join(e.missed) or "-",
+        ]
         for e in entries
     ]
 

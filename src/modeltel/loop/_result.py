@@ -16,6 +16,7 @@ from modeltel.loop._metrics import Classification, Counts, Regression
 from modeltel.loop._operational import Operational
 
 __all__ = [
+    "HOW_TO_DECLARE",
     "HIGHER_IS_BETTER",
     "Comparison",
     "Evaluation",
@@ -25,6 +26,17 @@ __all__ = [
     "ScoreHistogram",
     "to_jsonable",
 ]
+
+# What `modeltel inventory` says of a field left undeclared: the keyword that declares it.
+HOW_TO_DECLARE: Final = {
+    "owner": 'owner="risk-team"',
+    "purpose": 'purpose="block card fraud at checkout"',
+    "metric": 'metric="roc_auc"',
+    "label_source": 'label_source="chargebacks table"',
+    "label_delay": 'label_delay="30d"',
+    "latency_budget_ms": "latency_budget_ms=50",
+    "cost_per_1k_target": "cost_per_1k_target=0.40",
+}
 
 HIGHER_IS_BETTER: Final = frozenset({"roc_auc", "precision", "recall", "f1", "r2"})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from modeltel.loop._durations import NS_PER_S, format_instant
-from modeltel.loop._result import Comparison, Evaluation, GroupReport, InventoryEntry
+from modeltel.loop._result import HOW_TO_DECLARE, Comparison, Evaluation, GroupReport, InventoryEntry
 
 __all__ = ["fmt", "format_evaluation", "format_inventory"]
 
@@ -153,7 +153,10 @@ def format_evaluation(e: Evaluation) -> str:
 def _entry(entry: InventoryEntry) -> Iterable[str]:
     yield f"{entry.model}@{entry.version}  {entry.predictions:,} predictions"
     for key, value in entry.truth.items():
-        yield f"  {key:<20} {value if value not in (None, '') else 'MISSING'}"
+        if value in (None, ""):
+            yield f"  {key:<20} MISSING: declare it with @modeltel.instrument(..., {HOW_TO_DECLARE[key]})"
+        else:
+            yield f"  {key:<20} {value}"
     if entry.cost is not None:
         yield (
             f"  {'observed':<20} p95 {fmt(entry.cost.p95_ms, '.3g')} ms, "
