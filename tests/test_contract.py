@@ -293,3 +293,29 @@ def test_contract_is_immutable() -> None:
 def test_violation_holds_no_value() -> None:
     """A Violation has exactly feature, kind, rule, value_type and row."""
     assert [f.name for f in dataclasses.fields(Violation)] == ["feature", "kind", "rule", "value_type", "row"]
+
+
+def test_a_feature_name_that_is_no_identifier_is_an_alias() -> None:
+    """``Field(alias="mean radius")`` checks the feature "mean radius" in dicts, batches and
+    pydantic instances, and survives the JSON round trip."""
+    from pydantic import ConfigDict, Field
+
+    class Cancer(BaseModel):
+        model_config = ConfigDict(extra="forbid", populate_by_name=True)
+        mean_radius: float = Field(alias="mean radius", ge=0)
+        age: int
+
+    contract = compile_contract(Cancer)
+    assert contract.fields == ("mean radius", "age")
+    assert contract.check({"mean radius": 14.2, "age": 50}) == []
+    assert [(v.feature, v.kind) for v in contract.check({"mean radius": -1.0, "age": 50})] == [
+        ("mean radius", "range")
+    ]
+    assert {(v.feature, v.kind) for v in contract.check({"mean_radius": 1.0, "age": 50})} == {
+        ("mean radius", "missing"),
+        ("mean_radius", "unexpected"),
+    }
+    assert contract.check(Cancer(**{"mean radius": 3.0, "age": 1})) == []
+    again = Contract.from_json(contract.to_json())
+    assert again.version == contract.version and again.fields == contract.fields
+    assert again.check({"mean radius": -1.0, "age": 50})[0].kind == "range"
