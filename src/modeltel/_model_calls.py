@@ -1,4 +1,5 @@
-"""The instrumented predict methods of ``instrument_model``: what goes in, what the score is.
+"""The instrumented predict methods of ``instrument_model`` (what goes in, what the score is),
+and :class:`ModelInfo`, what ``_models`` read from a model to build them.
 
 Scores, per method: ``predict_proba``, the positive class's probability (two classes) or the
 top class's (more); ``decision_function``, the margin (the top one for several classes);
@@ -11,12 +12,28 @@ else the first output. MLflow: the pyfunc output, read like ``predict`` or ``pre
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from modeltel._instrument import instrument
-from modeltel._models import ModelInfo
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model declares about itself."""
+
+    family: str
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]  # "float", "int", "str" or "bool" per feature; "" where unknown
+    methods: tuple[str, ...]
+    classifier: bool = False
+    name: str | None = None
+    version: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    frame: bool = False  # fitted on a DataFrame: a list of dicts goes in as one
+    onnx_inputs: tuple[str, ...] = ()  # ONNX: the input tensors, in feed order
 
 
 def instrumented_methods(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,27 +27,12 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from modeltel import _names as n
 from modeltel._errors import ConfigurationError
+from modeltel._model_calls import ModelInfo, instrumented_methods
 
 __all__ = ["InstrumentedModel", "ModelInfo", "instrument_model", "read_model"]
 
 _KINDS: dict[str, type] = {"float": float, "int": int, "str": str, "bool": bool}
 _SKLEARN_METHODS = ("predict", "predict_proba", "decision_function")
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a model declares about itself."""
-
-    family: str
-    names: tuple[str, ...]
-    kinds: tuple[str, ...]  # "float", "int", "str" or "bool" per feature; "" where unknown
-    methods: tuple[str, ...]
-    classifier: bool = False
-    name: str | None = None
-    version: str | None = None
-    attributes: dict[str, str] = field(default_factory=dict)
-    frame: bool = False  # fitted on a DataFrame: a list of dicts goes in as one
-    onnx_inputs: tuple[str, ...] = ()  # ONNX: the input tensors, in feed order
 
 
 def read_model(model: Any) -> ModelInfo:
@@ -273,7 +257,5 @@ def instrument_model(
         )
     if contract is None:
         contract = contract_for(info, name)
-    from modeltel._model_calls import instrumented_methods
-
     methods = instrumented_methods(model, info, name, str(version), contract, options)
     return InstrumentedModel(model, info, methods)
