@@ -19,10 +19,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xxhash
 
+from modeltel import _names as n
 from modeltel._features import (
+    MAX_ROWS_PER_CALL,
     TOO_DEEP,
+    TOO_LARGE,
     TooDeep,
+    call_attributes,
     count_dropped,
+    emit,
+    encoded_size,
     hash_values,
     hashed_value,
     redacted,
@@ -30,7 +36,7 @@ from modeltel._features import (
     to_log_value,
 )
 from modeltel._hashing import key_seed
-from modeltel._records import Chunk
+from modeltel._records import Chunk, json_text
 
 if TYPE_CHECKING:
     from modeltel._plan import Bound
@@ -176,3 +182,100 @@ def _matrix_features(b: Bound, features: np.ndarray[Any, Any], rows: list[int]) 
             for j, column in zip(kept, columns, strict=True)
         ]
     return dict(zip([names[j] for j in kept], columns, strict=True))
+
+
+def emit_batch_features(b: Bound, p: Prediction) -> int:
+    """One ``ml.features`` record for the sampled rows of a batch call (more where they would
+    pass ``max_feature_bytes``); how many rows the records hold."""
+    chosen = list(p.sample_rows) or list(range(min(p.rows, MAX_ROWS_PER_CALL)))
+    rows, features = sampled_features(b, p.features, chosen)
+    labels = _row_violations(p, rows)
+    attrs = call_attributes(b, p)
+    attrs[n.BATCH_SIZE] = p.rows
+    emitted = 0
+    for positions, text in _parts(b, features, len(rows)):
+        rows_part = rows if positions is None else [rows[k] for k in positions]
+        body = _batch_body(p, rows_part, text, labels)
+        if labels is None:
+            emit(b, body, attrs, p.at)
+        else:
+            seen = dict.fromkeys(label for i in rows_part for label in labels[i])
+            emit(b, body, {**attrs, n.CONTRACT_VIOLATIONS: list(seen)[:64]}, p.at)
+        emitted += len(rows_part)
+    return emitted
+
+
+def _row_violations(p: Prediction, rows: list[int]) -> dict[int, list[str]] | None:
+    """``feature:kind`` per sampled row, None when the call broke no rule."""
+    if not p.violations:
+        return None
+    labels: dict[int, list[str]] = {i: [] for i in rows}
+    for v in p.violations:
+        found = labels.get(v.row) if v.row is not None else None
+        if found is not None and len(found) < 64:
+            found.append(f"{v.feature}:{v.kind}")
+    return labels
+
+
+def _batch_body(p: Prediction, rows: list[int], features: str, labels: dict[int, list[str]] | None) -> str:
+    """The batch record's body: JSON text, ``features`` (already JSON) first, then the row columns."""
+    hashes = p.row_hashes
+    columns: dict[str, Any] = {
+        "row": rows,
+        "prediction_id": [f"{p.prediction_id}/{i}" for i in rows],
+        "payload_hash": [hashes[i] for i in rows] if hashes else [""] * len(rows),
+        # float64 straight into the JSON: a NaN or infinite score is written as null, no score.
+        "score": [None] * len(rows) if p.scores is None else p.scores[rows],
+    }
+    decisions = p.row_decisions  # a decision for the whole call is an attribute
+    if decisions is not None:
+        columns["decision"] = [decisions[i] for i in rows]
+    if labels is not None:
+        columns["violations"] = [labels[i] for i in rows]
+    return '{"features":' + features + "," + json_text(columns)[1:]
+
+
+def _pick(features: Any, positions: list[int]) -> Any:
+    """Some rows of sampled features: columns (a mapping of lists) or a list of rows."""
+    if isinstance(features, dict):
+        return {k: [column[i] for i in positions] for k, column in features.items()}
+    return [features[i] for i in positions]
+
+
+def _row(features: Any, position: int) -> Any:
+    """One row of sampled features, as it would be logged for a single call."""
+    if isinstance(features, dict):
+        return {k: column[position] for k, column in features.items()}
+    return features[position]
+
+
+def _parts(b: Bound, features: Any, size: int) -> list[tuple[list[int] | None, str]]:
+    """Each record to emit: the positions of its rows (None: all of them) and their features as
+    JSON text.
+
+    A record's features stay within ``max_feature_bytes`` of JSON text: when all rows do not fit,
+    rows are packed by their size as single-call features, and a row that alone passes the limit
+    is dropped and counted, as a single call would be.
+    """
+    if not size:
+        return []
+    limit = b.max_feature_bytes
+    whole = json_text(features)
+    if encoded_size(whole) <= limit:
+        return [(None, whole)]
+    packed: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for k in range(size):
+        row_size = encoded_size(json_text(_row(features, k)))
+        if row_size > limit:
+            count_dropped(b, TOO_LARGE)
+            continue
+        if current and used + row_size > limit:
+            packed.append(current)
+            current, used = [], 0
+        current.append(k)
+        used += row_size
+    if current:
+        packed.append(current)
+    return [(positions, json_text(_pick(features, positions))) for positions in packed]

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from modeltel._contract_codegen import RowCheck, ValueCheck, build_row_check, build_value_check
-from modeltel._contract_rules import Violation, check_mapping
+from modeltel._contract_rules import check_mapping
 from modeltel._contract_spec import FieldSpec, feature_name, parse_model, version_of
+from modeltel._violation import Violation
 
 if TYPE_CHECKING:
     from modeltel._contract_batch import BatchCheck

@@ -26,16 +26,14 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from modeltel._contract_rules import Violation, check_value, range_violation
+from modeltel._contract_rules import check_value, range_violation
 from modeltel._contract_spec import FieldSpec
-
-if TYPE_CHECKING:
-    from modeltel._contract import Contract
+from modeltel._violation import Violation
 
 BoolArray = npt.NDArray[np.bool_]
 _Cell = tuple[int, int, Violation]  # (row, order within the row, violation)
@@ -56,7 +54,26 @@ class BatchCheck:
         return not self.violations
 
 
-def check_batch(contract: Contract, batch: Any, columns: Sequence[str] | None = None) -> BatchCheck:
+class Checked(Protocol):
+    """What a batch check reads of a ``Contract`` (named here, so this module needs no import of it)."""
+
+    @property
+    def fields(self) -> tuple[str, ...]: ...
+
+    @property
+    def specs(self) -> tuple[FieldSpec, ...]: ...
+
+    @property
+    def forbids_extra(self) -> bool: ...
+
+    def check_row(self, features: Any, row: int) -> list[Violation]: ...
+
+    def value_check(self, index: int) -> Callable[[Any], bool]: ...
+
+    def __hash__(self) -> int: ...
+
+
+def check_batch(contract: Checked, batch: Any, columns: Sequence[str] | None = None) -> BatchCheck:
     """Check every row of ``batch``; see the module docstring for the accepted shapes."""
     if isinstance(batch, np.ndarray):
         return _check_array(contract, batch, columns)
@@ -76,7 +93,7 @@ def _result(n_rows: int, violations: list[Violation]) -> BatchCheck:
     return BatchCheck(n_rows, violations, np.unique(rows))
 
 
-def _check_array(contract: Contract, array: npt.NDArray[Any], columns: Sequence[str] | None) -> BatchCheck:
+def _check_array(contract: Checked, array: npt.NDArray[Any], columns: Sequence[str] | None) -> BatchCheck:
     if array.ndim != 2:
         raise ValueError(f"a batch array must be 2-D (rows x features), got shape {array.shape}")
     names = tuple(columns) if columns is not None else contract.fields
@@ -93,14 +110,14 @@ def _check_array(contract: Contract, array: npt.NDArray[Any], columns: Sequence[
     return _result(array.shape[0], cells)
 
 
-def _check_frame(contract: Contract, frame: Any) -> BatchCheck:
+def _check_frame(contract: Checked, frame: Any) -> BatchCheck:
     names = tuple(frame.columns)
     cells = _column_cells(contract, len(frame), names, lambda j: frame.iloc[:, j].to_numpy(), True, None)
     return _result(len(frame), cells)
 
 
 def _column_cells(
-    contract: Contract,
+    contract: Checked,
     n_rows: int,
     names: tuple[Any, ...],
     column: Callable[[int], npt.NDArray[Any]],
@@ -138,7 +155,7 @@ def _unexpected(name: Any, value: Any, row: int) -> Violation:
 
 
 @functools.lru_cache(maxsize=128)
-def _columns_match(contract: Contract, names: tuple[Any, ...]) -> bool:
+def _columns_match(contract: Checked, names: tuple[Any, ...]) -> bool:
     """Every required field has a column, and no column is one the contract forbids."""
     present = set(names)
     if any(spec.required and spec.name not in present for spec in contract.specs):
@@ -148,7 +165,7 @@ def _columns_match(contract: Contract, names: tuple[Any, ...]) -> bool:
 
 @functools.lru_cache(maxsize=128)
 def _matrix_plan(
-    contract: Contract, names: tuple[Any, ...], float_dtype: bool
+    contract: Checked, names: tuple[Any, ...], float_dtype: bool
 ) -> tuple[Any, Any, frozenset[int]]:
     """Per-column low/high limits for the fused pass, and the columns it cannot decide."""
     specs = {s.name: s for s in contract.specs}
@@ -164,7 +181,7 @@ def _matrix_plan(
     return low, high, frozenset(undecided)
 
 
-def _matrix_suspects(contract: Contract, array: npt.NDArray[Any], names: tuple[Any, ...]) -> set[int]:
+def _matrix_suspects(contract: Checked, array: npt.NDArray[Any], names: tuple[Any, ...]) -> set[int]:
     """Columns that may hold a violation, found with one fused comparison over the whole matrix."""
     low, high, undecided = _matrix_plan(contract, names, array.dtype.kind == "f")
     if not array.shape[0]:
@@ -232,7 +249,7 @@ def _at_most(bound: float) -> float:
 
 
 def _candidate_rows(
-    contract: Contract, order: int, spec: FieldSpec, values: npt.NDArray[Any], frame: bool
+    contract: Checked, order: int, spec: FieldSpec, values: npt.NDArray[Any], frame: bool
 ) -> Iterable[int]:
     """Rows of one column that may break ``spec`` (a superset: ``_classify`` decides)."""
     kind = values.dtype.kind

@@ -19,31 +19,16 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from modeltel._contract_spec import FieldSpec, category_key
+from modeltel._violation import Violation
 
 _INT_TYPES = (int, np.integer)
 _FLOAT_TYPES = (float, int, np.floating, np.integer)
 _COMPARE = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
-
-
-@dataclass(frozen=True, slots=True)
-class Violation:
-    """One broken rule: which feature, which kind of rule, and the type (never the value) it got."""
-
-    feature: str
-    kind: str  # missing, type, range, category, null, non_finite, unexpected
-    rule: str
-    value_type: str
-    row: int | None = None
-
-    def __str__(self) -> str:
-        where = f"row {self.row}: " if self.row is not None else ""
-        return f"{where}{self.feature}: {self.kind} ({self.rule}; got {self.value_type})"
 
 
 def is_int(value: Any) -> bool:

@@ -49,7 +49,7 @@ from opentelemetry._logs import SeverityNumber
 
 from modeltel import _names as n
 from modeltel._hashing import RECIPE, normalize, utf8_text
-from modeltel._records import decoded_body, json_text
+from modeltel._records import decoded_body
 
 if TYPE_CHECKING:
     from modeltel._plan import Bound
@@ -92,12 +92,10 @@ def hash_values(hashes: Iterable[str]) -> np.ndarray[Any, Any]:
 
 
 def emit_feature_records(b: Bound, p: Prediction) -> int:
-    """One record for a single-row call; one for all the sampled rows of a batch.
+    """The record of a single-row call (a batch's are ``_batch.emit_batch_features``).
 
     Returns how many predictions the emitted records hold (rows dropped and counted are not).
     """
-    if p.rows:
-        return _emit_batch(b, p)
     try:
         body = redacted(b, as_mapping(b, p.features))
     except TooDeep:
@@ -105,17 +103,17 @@ def emit_feature_records(b: Bound, p: Prediction) -> int:
         return 0
     if _too_large(b, body):
         return 0
-    attrs = _call_attributes(b, p)
+    attrs = call_attributes(b, p)
     attrs[n.PAYLOAD_HASH] = p.payload_hash
     if p.score is not None:
         attrs[n.SCORE] = p.score
     if p.violations:
         attrs[n.CONTRACT_VIOLATIONS] = [f"{v.feature}:{v.kind}" for v in p.violations][:64]
-    _emit(b, {"features": body}, attrs, p.at)
+    emit(b, {"features": body}, attrs, p.at)
     return 1
 
 
-def _call_attributes(b: Bound, p: Prediction) -> dict[str, Any]:
+def call_attributes(b: Bound, p: Prediction) -> dict[str, Any]:
     """What every feature record of a call carries, single row or batch."""
     attrs: dict[str, Any] = {
         n.MODEL_NAME: b.plan.model,
@@ -136,7 +134,7 @@ def as_mapping(b: Bound, features: Any) -> Any:
     return contract.to_mapping(features) if contract is not None and type(features) is not dict else features
 
 
-def _emit(b: Bound, body: dict[str, Any] | str, attrs: dict[str, Any], at: int) -> None:
+def emit(b: Bound, body: dict[str, Any] | str, attrs: dict[str, Any], at: int) -> None:
     # ``timestamp`` is the prediction's own time, the one its prediction record carries: the loop
     # windows features by when the prediction happened, not when its record was observed.
     b.otel_logger.emit(
@@ -161,104 +159,7 @@ def count_dropped(b: Bound, reason: str) -> None:
     b.recorder.add(n.M_DROPPED_FEATURES, 1, ((n.MODEL_NAME, b.plan.model), ("reason", reason)))
 
 
-def _emit_batch(b: Bound, p: Prediction) -> int:
-    from modeltel._batch import sampled_features
-
-    chosen = list(p.sample_rows) or list(range(min(p.rows, MAX_ROWS_PER_CALL)))
-    rows, features = sampled_features(b, p.features, chosen)
-    labels = _row_violations(p, rows)
-    attrs = _call_attributes(b, p)
-    attrs[n.BATCH_SIZE] = p.rows
-    emitted = 0
-    for positions, text in _parts(b, features, len(rows)):
-        rows_part = rows if positions is None else [rows[k] for k in positions]
-        body = _batch_body(p, rows_part, text, labels)
-        if labels is None:
-            _emit(b, body, attrs, p.at)
-        else:
-            seen = dict.fromkeys(label for i in rows_part for label in labels[i])
-            _emit(b, body, {**attrs, n.CONTRACT_VIOLATIONS: list(seen)[:64]}, p.at)
-        emitted += len(rows_part)
-    return emitted
-
-
-def _row_violations(p: Prediction, rows: list[int]) -> dict[int, list[str]] | None:
-    """``feature:kind`` per sampled row, None when the call broke no rule."""
-    if not p.violations:
-        return None
-    labels: dict[int, list[str]] = {i: [] for i in rows}
-    for v in p.violations:
-        found = labels.get(v.row) if v.row is not None else None
-        if found is not None and len(found) < 64:
-            found.append(f"{v.feature}:{v.kind}")
-    return labels
-
-
-def _batch_body(p: Prediction, rows: list[int], features: str, labels: dict[int, list[str]] | None) -> str:
-    """The batch record's body: JSON text, ``features`` (already JSON) first, then the row columns."""
-    hashes = p.row_hashes
-    columns: dict[str, Any] = {
-        "row": rows,
-        "prediction_id": [f"{p.prediction_id}/{i}" for i in rows],
-        "payload_hash": [hashes[i] for i in rows] if hashes else [""] * len(rows),
-        # float64 straight into the JSON: a NaN or infinite score is written as null, no score.
-        "score": [None] * len(rows) if p.scores is None else p.scores[rows],
-    }
-    decisions = p.row_decisions  # a decision for the whole call is an attribute
-    if decisions is not None:
-        columns["decision"] = [decisions[i] for i in rows]
-    if labels is not None:
-        columns["violations"] = [labels[i] for i in rows]
-    return '{"features":' + features + "," + json_text(columns)[1:]
-
-
-def _pick(features: Any, positions: list[int]) -> Any:
-    """Some rows of sampled features: columns (a mapping of lists) or a list of rows."""
-    if isinstance(features, dict):
-        return {k: [column[i] for i in positions] for k, column in features.items()}
-    return [features[i] for i in positions]
-
-
-def _row(features: Any, position: int) -> Any:
-    """One row of sampled features, as it would be logged for a single call."""
-    if isinstance(features, dict):
-        return {k: column[position] for k, column in features.items()}
-    return features[position]
-
-
-def _parts(b: Bound, features: Any, size: int) -> list[tuple[list[int] | None, str]]:
-    """Each record to emit: the positions of its rows (None: all of them) and their features as
-    JSON text.
-
-    A record's features stay within ``max_feature_bytes`` of JSON text: when all rows do not fit,
-    rows are packed by their size as single-call features, and a row that alone passes the limit
-    is dropped and counted, as a single call would be.
-    """
-    if not size:
-        return []
-    limit = b.max_feature_bytes
-    whole = json_text(features)
-    if _size(whole) <= limit:
-        return [(None, whole)]
-    packed: list[list[int]] = []
-    current: list[int] = []
-    used = 0
-    for k in range(size):
-        row_size = _size(json_text(_row(features, k)))
-        if row_size > limit:
-            count_dropped(b, TOO_LARGE)
-            continue
-        if current and used + row_size > limit:
-            packed.append(current)
-            current, used = [], 0
-        current.append(k)
-        used += row_size
-    if current:
-        packed.append(current)
-    return [(positions, json_text(_pick(features, positions))) for positions in packed]
-
-
-def _size(text: str) -> int:
+def encoded_size(text: str) -> int:
     """Bytes of ``text`` in UTF-8 (``isascii`` is O(1): most feature text needs no encoding)."""
     return len(text) if text.isascii() else len(text.encode())
 

@@ -16,7 +16,7 @@ from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN
 
 from modeltel import _names as n
-from modeltel._batch import add_batch_record, identify_batch
+from modeltel._batch import add_batch_record, emit_batch_features, identify_batch
 from modeltel._errors import BudgetExceeded, ContractViolation, RateLimited
 from modeltel._exception_event import MAX_STATUS_DESCRIPTION_CHARS, record_exception
 from modeltel._features import as_mapping, emit_feature_records
@@ -331,7 +331,7 @@ def _emit_features(b: Bound, p: Prediction) -> int:
     """
     emitted = 0
     with handle_internal_errors("record.features"):
-        emitted = emit_feature_records(b, p)
+        emitted = emit_batch_features(b, p) if p.rows else emit_feature_records(b, p)
     p.sampled = emitted > 0
     return emitted
 

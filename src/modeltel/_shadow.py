@@ -15,16 +15,32 @@ import inspect
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from modeltel import _forksafe
 from modeltel import _names as n
 from modeltel._internal import handle_internal_errors
 from modeltel._scores import score_of
 
-if TYPE_CHECKING:
-    from modeltel._plan import Bound
-    from modeltel._prediction import Prediction
+
+class Bound(Protocol):
+    """What a shadow call reads of the decorated function's ``_plan.Bound`` (named here, so the
+    runtime, which runs shadows, needs no import of the plan)."""
+
+    plan: Any
+    recorder: Any
+    shadow_records: Any
+
+
+class Prediction(Protocol):
+    """What a shadow call reads of the champion's ``Prediction``."""
+
+    prediction_id: str
+    payload_hash: str
+    tenant: str
+    score: float | None
+    decision: str | None
+
 
 MAX_QUEUED = 1000
 AGREE_WITHIN = 0.01  # scores this close agree when there is no decision to compare
