@@ -44,8 +44,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, Tr
 
 import modeltel
 from modeltel._config import load_settings
-from modeltel._exporters import Sinks
-from modeltel._runtime import Runtime, build_runtime, install_runtime
+from modeltel._export.exporters import Sinks
+from modeltel._export.runtime import Runtime, build_runtime, install_runtime
 
 FEATURES = 20
 ROWS = 10_000
@@ -174,7 +174,7 @@ def feature_contract() -> Any:
     try:
         from pydantic import Field, create_model
 
-        import modeltel._contract  # noqa: F401
+        import modeltel._contract.contract  # noqa: F401
     except ImportError:
         return None
     fields: dict[str, Any] = {name: (float, Field(ge=0.0, le=1.0)) for name in COLUMNS}
@@ -346,7 +346,7 @@ def full_options(sample_call: Callable[[dict[str, Any]], None]) -> Full:
         ("budgets", HUGE_BUDGET, "memory budget"),
     ):
         if value is None:
-            notes.append(f"{label}: not measured (modeltel._contract or pydantic missing)")
+            notes.append(f"{label}: not measured (modeltel._contract.contract or pydantic missing)")
             continue
         try:
             sample_call({**options, key: value})

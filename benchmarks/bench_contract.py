@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field, create_model
 
-from modeltel._contract import compile_contract
+from modeltel._contract.contract import compile_contract
 
 FEATURES = 20
 ROWS = 10_000

@@ -11,7 +11,14 @@ import os
 import modeltel
 
 # The simulated parts of this example: your own model and traffic take their place.
-from modeltel._demo import decide, prepare_output, print_summary, serve, simulated_requests, train_fraud_model
+from modeltel.cli.demo import (
+    decide,
+    prepare_output,
+    print_summary,
+    serve,
+    simulated_requests,
+    train_fraud_model,
+)
 
 # In a deployment these come from the environment; here they get demo defaults.
 os.environ.setdefault("OTEL_SERVICE_NAME", "modeltel-demo")

@@ -28,7 +28,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc as
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_pb
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc as trace_grpc
 
-from modeltel._otlp_flat import FlatRecord, flat_logs, flat_metrics, flat_spans, latest_points
+from modeltel._export.otlp_flat import FlatRecord, flat_logs, flat_metrics, flat_spans, latest_points
 
 __all__ = ["HungServer", "OtlpReceiver", "closed_port", "metric_total"]
 
@@ -236,7 +236,7 @@ class OtlpReceiver:
         return [record for request in requests for record in flatten(request)]
 
     def spans(self) -> list[FlatRecord]:
-        """Every span received so far, flattened (see ``modeltel._otlp_flat.flat_spans``)."""
+        """Every span received so far, flattened (see ``modeltel._export.otlp_flat.flat_spans``)."""
         return self._flat("traces")
 
     def metrics(self) -> list[FlatRecord]:

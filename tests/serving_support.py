@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from modeltel._otlp_flat import latest_points
+from modeltel._export.otlp_flat import latest_points
 from otlp_receiver import OtlpReceiver, metric_total
 
 ROOT = Path(__file__).resolve().parent.parent

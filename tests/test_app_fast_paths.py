@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from modeltel._otlp_flat import TEMPORALITY_DELTA, FlatRecord, latest_points
+from modeltel._export.otlp_flat import TEMPORALITY_DELTA, FlatRecord, latest_points
 from otlp_receiver import OtlpReceiver
 from serving_support import otel_env
 

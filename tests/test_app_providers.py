@@ -11,7 +11,7 @@ from subprocess import PIPE
 
 import pytest
 
-from modeltel._records import columns_of
+from modeltel._export.records import columns_of
 from otlp_receiver import OtlpReceiver, metric_total
 from serving_support import otel_env
 

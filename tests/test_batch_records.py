@@ -20,9 +20,9 @@ from pydantic import BaseModel, Field
 import modeltel
 from hash_reference import recipe2
 from modeltel import _names as n
-from modeltel._otlp_json import OtlpJsonFileLogExporter
-from modeltel._replay import feature_records
-from modeltel._summary import summarize
+from modeltel._export.otlp_json import OtlpJsonFileLogExporter
+from modeltel.cli.replay import feature_records
+from modeltel.cli.summary import summarize
 from modeltel.loop._engine import connect
 from modeltel.loop._load import load_telemetry
 from modeltel.loop._synthetic import append_records, feature_batch_record, feature_record

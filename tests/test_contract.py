@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from modeltel._contract import Contract, Violation, compile_contract, sensitive
+from modeltel._contract.contract import Contract, Violation, compile_contract, sensitive
 from modeltel._errors import ConfigurationError, ContractViolation
 
 
@@ -243,7 +243,7 @@ def test_list_of_floats() -> None:
 VERSION_SCRIPT = textwrap.dedent("""
     from typing import Literal, Optional
     from pydantic import BaseModel, Field
-    from modeltel._contract import compile_contract
+    from modeltel._contract.contract import compile_contract
     class Features(BaseModel):
         amount: float = Field(ge=0, le=1_000_000.0)
         country: Literal["DE", "FR", "US"]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from pydantic import BaseModel, Field
 
-from modeltel._contract import Violation, compile_contract
+from modeltel._contract.contract import Violation, compile_contract
 
 
 class Numbers(BaseModel):

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel, Field
 
-from modeltel._contract import Contract, compile_contract, sensitive
-from modeltel._contract_infer import infer_contract, infer_contract_from_csv
+from modeltel._contract.contract import Contract, compile_contract, sensitive
+from modeltel._contract.infer import infer_contract, infer_contract_from_csv
 from modeltel._errors import ConfigurationError
 
 

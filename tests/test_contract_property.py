@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from modeltel._contract import compile_contract
+from modeltel._contract.contract import compile_contract
 
 NAMES = [f"f{i}" for i in range(6)]
 ODD_VALUES = [None, True, False, "x", "30", 0, -1, 10**6, 0.5, -2.5, 1e300, float("nan"), float("inf"), [1.0]]

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from modeltel._alerts import Targets, alert_rules
-from modeltel._dashboards import dashboard, dashboard_queries, render
+from modeltel._ops.alerts import Targets, alert_rules
+from modeltel._ops.dashboards import dashboard, dashboard_queries, render
 from modeltel.cli import main
 
 PROMTOOL = shutil.which("promtool")

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from modeltel import __version__
-from modeltel._demo import DEFAULT_CALLS, TENANTS
-from modeltel._otlp_json import LOGS_FILE, METRICS_FILE, TRACES_FILE
-from modeltel._summary import Summary, SummaryRow, format_summary, summarize
+from modeltel._export.otlp_json import LOGS_FILE, METRICS_FILE, TRACES_FILE
 from modeltel.cli import main
+from modeltel.cli.demo import DEFAULT_CALLS, TENANTS
+from modeltel.cli.summary import Summary, SummaryRow, format_summary, summarize
 from otlp_receiver import OtlpReceiver, metric_total
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart.py"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modeltel._otlp_json import read_otlp_json
+from modeltel._export.otlp_json import read_otlp_json
 from otlp_receiver import metric_total
 
 pytestmark = pytest.mark.wire

@@ -56,7 +56,7 @@ def test_failed_exports_are_counted(tmp_path: object) -> None:
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
     from modeltel import _names as n
-    from modeltel._guarded import GuardedSpanExporter, export_failures
+    from modeltel._export.guarded import GuardedSpanExporter, export_failures
 
     class Refusing(SpanExporter):
         def export(self, spans: object) -> SpanExportResult:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from modeltel._otlp_json import read_otlp_json
-from modeltel._summary import summarize
+from modeltel._export.otlp_json import read_otlp_json
+from modeltel.cli.summary import summarize
 
 APP = str(Path(__file__).with_name("fork_app.py"))
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import modeltel
-from modeltel._otlp_flat import latest_points
+from modeltel._export.otlp_flat import latest_points
 from otlp_receiver import OtlpReceiver
 from serving_support import otel_env
 

@@ -25,10 +25,10 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
 import modeltel
 from modeltel import _names as n
-from modeltel._otlp_json import OtlpJsonFileLogExporter
-from modeltel._records import BODY_ROWS, COLUMNS, SHARED_AT
-from modeltel._replay import feature_records
-from modeltel._summary import summarize
+from modeltel._export.otlp_json import OtlpJsonFileLogExporter
+from modeltel._export.records import BODY_ROWS, COLUMNS, SHARED_AT
+from modeltel.cli.replay import feature_records
+from modeltel.cli.summary import summarize
 from modeltel.loop._engine import connect
 from modeltel.loop._load import load_telemetry
 from modeltel.testing import Capture, capture

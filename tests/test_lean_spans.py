@@ -27,8 +27,8 @@ from pydantic import BaseModel, Field
 
 import modeltel
 from modeltel import _names as n
+from modeltel._export.span_encoding import encode
 from modeltel._lean_span import LeanSpan
-from modeltel._span_encoding import encode
 from modeltel.testing import Capture, capture
 from otlp_receiver import OtlpReceiver
 

@@ -9,7 +9,7 @@ import numpy as np
 from modeltel.loop import EvaluateOptions, evaluate, save_profile
 from modeltel.loop._durations import format_instant
 from modeltel.loop._result import GroupReport
-from modeltel.loop._synthetic import append_records, feature_record, prediction_record
+from modeltel.loop._synthetic import append_records, feature_record, prediction_columns, prediction_record
 
 DAY = 86_400 * 1_000_000_000
 DAY0 = 1_704_067_200 * 1_000_000_000
@@ -35,17 +35,7 @@ def _write(folder: Path, *, shift_last_day: bool, violations_last_day: bool = Fa
         times = DAY0 + day * DAY + np.sort(rng.integers(1, DAY, PER_DAY))
         ids = [f"d{day}-{i}" for i in range(PER_DAY)]
         scores = rng.beta(2.0, 5.0, PER_DAY)
-        columns = {
-            "prediction_id": ids,
-            "payload_hash": ids,
-            "tenant": ["acme"] * PER_DAY,
-            "score": scores.tolist(),
-            "decision": ["approve"] * PER_DAY,
-            "outcome": ["ok"] * PER_DAY,
-            "time_unix_nano": times.tolist(),
-            "duration_s": [0.002] * PER_DAY,
-            "cost": [0.0001] * PER_DAY,
-        }
+        columns = prediction_columns(ids, times.tolist(), scores.tolist())
         records.append(prediction_record("fraud", "1", columns))
         broken = ["amount:range"] if violations_last_day and last else []
         for i, pid in enumerate(ids):

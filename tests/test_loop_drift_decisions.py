@@ -19,7 +19,7 @@ import modeltel
 from modeltel.loop import EvaluateOptions, evaluate
 from modeltel.loop._drift import DRIFT, MIN_SAMPLE, NOT_ENOUGH_DATA, SAMPLE_CAP, Sample, compare
 from modeltel.loop._durations import format_instant
-from modeltel.loop._synthetic import append_records, feature_record, prediction_record
+from modeltel.loop._synthetic import append_records, feature_record, prediction_columns, prediction_record
 from modeltel.loop._text import format_evaluation
 from modeltel.testing import capture
 
@@ -134,28 +134,15 @@ def _ids(prefix: str, n: int) -> list[str]:
     return [f"{prefix}-{i}" for i in range(n)]
 
 
-def _columns(ids: list[str], times: list[int], scores: list[float]) -> dict[str, Any]:
-    n = len(ids)
-    return {
-        "prediction_id": ids,
-        "payload_hash": ids,
-        "tenant": ["acme"] * n,
-        "score": scores,
-        "decision": ["approve"] * n,
-        "outcome": ["ok"] * n,
-        "time_unix_nano": times,
-        "duration_s": [0.002] * n,
-        "cost": [0.0001] * n,
-    }
-
-
 def test_windows_are_half_open_on_both_sides_and_say_so(tmp_path: Path) -> None:
     """A prediction at the reference's end is in the current window, not in neither; the header
     prints both as [start, end); by default the latest prediction is in the current window."""
     boundary = DAY0 + 7 * DAY
     times = [DAY0, DAY0 + DAY, boundary, boundary + DAY, DAY0 + 14 * DAY - 1]
     ids = _ids("p", len(times))
-    append_records(tmp_path, [prediction_record("m", "1", _columns(ids, times, [0.5] * len(times)))])
+    append_records(
+        tmp_path, [prediction_record("m", "1", prediction_columns(ids, times, [0.5] * len(times)))]
+    )
     result = evaluate(tmp_path, EvaluateOptions(reference="7d", period="7d"))
     assert result.reference == (DAY0, boundary)
     assert result.current == (DAY0 + 7 * DAY, DAY0 + 14 * DAY)
@@ -193,7 +180,7 @@ def test_stationary_service_telemetry_flags_nothing(tmp_path: Path) -> None:
         times = (DAY0 + day * DAY + np.sort(rng.integers(0, DAY, 600))).tolist()
         ids = _ids(f"d{day}", 600)
         scores = rng.beta(2.0, 5.0, 600).tolist()
-        records.append(prediction_record("svc", "1", _columns(ids, times, scores)))
+        records.append(prediction_record("svc", "1", prediction_columns(ids, times, scores)))
         for i in range(0, 600, 20):  # a 5% sample
             row = dict(zip(names, pool[chosen[i]], strict=True))
             records.append(feature_record("svc", "1", row, time_ns=times[i], prediction_id=ids[i]))

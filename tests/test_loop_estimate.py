@@ -13,7 +13,7 @@ import pytest
 from modeltel.loop import EvaluateOptions, evaluate
 from modeltel.loop._estimate import estimate, expected_roc_auc
 from modeltel.loop._result import GroupReport
-from modeltel.loop._synthetic import append_records, outcome_record, prediction_record
+from modeltel.loop._synthetic import append_records, outcome_record, prediction_columns, prediction_record
 from modeltel.loop._text import format_evaluation
 
 DAY = 86_400 * 1_000_000_000
@@ -59,17 +59,7 @@ def _write(
         labels = label_of(rng.random(PER_DAY), scores, day)
         times = DAY0 + day * DAY + np.sort(rng.integers(0, DAY, PER_DAY))
         ids = [f"d{day}-{i}" for i in range(PER_DAY)]
-        columns = {
-            "prediction_id": ids,
-            "payload_hash": ids,
-            "tenant": ["acme"] * PER_DAY,
-            "score": scores.tolist(),
-            "decision": ["approve"] * PER_DAY,
-            "outcome": ["ok"] * PER_DAY,
-            "time_unix_nano": times.tolist(),
-            "duration_s": [0.002] * PER_DAY,
-            "cost": [0.0001] * PER_DAY,
-        }
+        columns = prediction_columns(ids, times.tolist(), scores.tolist())
         records.append(prediction_record("fraud", "1", columns))
         if day < LABELLED_DAYS:
             for i in range(PER_DAY):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from modeltel._otlp_json import read_otlp_json
-from modeltel._records import columns_of
+from modeltel._export.otlp_json import read_otlp_json
+from modeltel._export.records import columns_of
 from modeltel.loop._html import PLOTS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from modeltel._records import columns_of
+from modeltel._export.records import columns_of
 from modeltel.cli import main as cli_main
 
 APP = str(Path(__file__).with_name("outcome_app.py"))

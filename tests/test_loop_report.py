@@ -15,7 +15,7 @@ import pytest
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
-from modeltel._otlp_json import OtlpJsonFileLogExporter
+from modeltel._export.otlp_json import OtlpJsonFileLogExporter
 from modeltel._outcomes import record_outcome
 from modeltel.cli import main
 from modeltel.loop import (

@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
-from modeltel._otlp_json import (
+from modeltel._export.otlp_json import (
     OtlpJsonFileLogExporter,
     OtlpJsonFileMetricExporter,
     OtlpJsonFileSpanExporter,
@@ -410,7 +410,7 @@ def test_otlp_json_is_what_protobufs_json_printer_writes() -> None:
     from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    from modeltel._otlp_json import to_otlp_json
+    from modeltel._export.otlp_json import to_otlp_json
 
     messages = [
         encode_spans(_captured_spans()),

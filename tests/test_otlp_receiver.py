@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, StatusCode
 
-from modeltel._otlp_flat import latest_points
+from modeltel._export.otlp_flat import latest_points
 from otlp_receiver import HungServer, OtlpReceiver, closed_port, metric_total
 
 TRANSPORTS = ("grpc", "http")

@@ -25,10 +25,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import modeltel
 from modeltel._config import load_settings
-from modeltel._exporters import Sinks
+from modeltel._export.exporters import Sinks
+from modeltel._export.records import columns_of
+from modeltel._export.runtime import build_runtime, install_runtime
 from modeltel._outcomes import EVENT_OUTCOME, OUTCOME_LABEL
-from modeltel._records import columns_of
-from modeltel._runtime import build_runtime, install_runtime
 from modeltel.cli import main as cli_main
 from modeltel.testing import Capture, InMemoryMetricExporter
 from otlp_receiver import OtlpReceiver

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from modeltel import _names as n
+from modeltel._export.runtime import get_runtime
 from modeltel._outcomes import EVENT_OUTCOME, OUTCOME_LABEL, record_outcome
-from modeltel._runtime import get_runtime
 from modeltel.testing import Capture
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from modeltel._parity import assert_same_features, replay
+from modeltel._contract.parity import assert_same_features, replay
 
 INPUTS = [{"amount_cents": 1250 + i, "country": "DE" if i % 2 else "FR"} for i in range(10)]
 

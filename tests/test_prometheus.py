@@ -33,10 +33,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, Field
 
 import modeltel
-from modeltel._alerts import Queries, Targets, alert_rules
 from modeltel._cascade import cascade
-from modeltel._dashboards import dashboard, dashboard_queries, render
-from modeltel._prometheus import ModeltelPrometheusReader, start_prometheus
+from modeltel._export.prometheus import ModeltelPrometheusReader, start_prometheus
+from modeltel._ops.alerts import Queries, Targets, alert_rules
+from modeltel._ops.dashboards import dashboard, dashboard_queries, render
 from modeltel.testing import Capture, capture
 
 PROMETHEUS = shutil.which("prometheus")

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from modeltel._records import columns_of
+from modeltel._export.records import columns_of
 from otlp_receiver import HungServer, OtlpReceiver, closed_port, metric_total
 from serving_support import EXAMPLES, Server, otel_env, run_load, serve, served, total_predictions
 

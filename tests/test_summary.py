@@ -16,14 +16,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from modeltel._otlp_json import (
+from modeltel._export.otlp_json import (
     OtlpFiles,
     OtlpJsonFileLogExporter,
     OtlpJsonFileMetricExporter,
     OtlpJsonFileSpanExporter,
     read_otlp_json,
 )
-from modeltel._summary import (
+from modeltel.cli.summary import (
     TOP_TENANTS,
     MergedHistogram,
     Summary,

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from modeltel._otlp_flat import latest_points
-from modeltel._records import COLUMNS, columns_of, record_rows
+from modeltel._export.otlp_flat import latest_points
+from modeltel._export.records import COLUMNS, columns_of, record_rows
 from otlp_receiver import MAX_REQUEST_BYTES, HungServer, OtlpReceiver, closed_port, metric_total
 
 pytestmark = pytest.mark.wire

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 import modeltel
+from modeltel._export.records import columns_of
 from modeltel._features import feature_rows
-from modeltel._records import columns_of
 from otlp_receiver import OtlpReceiver, metric_total
 from wire_features_app import (
     BATCH_ROWS,

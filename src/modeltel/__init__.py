@@ -6,15 +6,15 @@ records model version, latency, scores and outcomes as OpenTelemetry spans, metr
 """
 
 from modeltel._cascade import cascade
-from modeltel._contract import Contract, compile_contract, sensitive
-from modeltel._contract_infer import infer_contract
+from modeltel._contract.contract import Contract, compile_contract, sensitive
+from modeltel._contract.infer import infer_contract
 from modeltel._errors import BudgetExceeded, ConfigurationError, ContractViolation, ModeltelError, RateLimited
+from modeltel._export.runtime import configure, force_flush, shutdown
 from modeltel._hashing import payload_hash
 from modeltel._instrument import instrument, prediction
 from modeltel._models import instrument_model
 from modeltel._outcomes import record_outcome, record_outcomes
 from modeltel._prediction import Prediction, current_prediction
-from modeltel._runtime import configure, force_flush, shutdown
 from modeltel._signals import install_signal_handlers
 from modeltel._version import __version__
 

@@ -20,6 +20,7 @@ import numpy as np
 import xxhash
 
 from modeltel import _names as n
+from modeltel._export.records import Chunk, json_text
 from modeltel._features import (
     MAX_ROWS_PER_CALL,
     TOO_DEEP,
@@ -36,7 +37,6 @@ from modeltel._features import (
     to_log_value,
 )
 from modeltel._hashing import key_seed
-from modeltel._records import Chunk, json_text
 
 if TYPE_CHECKING:
     from modeltel._plan import Bound

@@ -28,10 +28,10 @@ from opentelemetry import trace
 from modeltel import _names as n
 from modeltel._binding import argument_getter
 from modeltel._errors import BudgetExceeded, ConfigurationError, RateLimited
+from modeltel._export.runtime import _state, get_runtime
 from modeltel._instrument import instrument
 from modeltel._internal import handle_internal_errors
 from modeltel._limits import Limiter, normalize_budgets
-from modeltel._runtime import _state, get_runtime
 from modeltel._scores import score_of
 from modeltel._tenants import clean_tenant
 

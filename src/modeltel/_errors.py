@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from modeltel._violation import Violation
+    from modeltel._contract.violation import Violation
 
 
 class ModeltelError(Exception):

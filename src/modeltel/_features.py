@@ -48,8 +48,8 @@ import orjson
 from opentelemetry._logs import SeverityNumber
 
 from modeltel import _names as n
+from modeltel._export.records import decoded_body
 from modeltel._hashing import RECIPE, normalize, utf8_text
-from modeltel._records import decoded_body
 
 if TYPE_CHECKING:
     from modeltel._plan import Bound

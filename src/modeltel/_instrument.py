@@ -15,10 +15,10 @@ from modeltel import _names as n
 from modeltel import _pipeline as stage
 from modeltel._binding import argument_getter, features_getter
 from modeltel._config import load_settings
+from modeltel._export.runtime import Runtime, _state, get_runtime
 from modeltel._internal import report_internal_error, strict
 from modeltel._plan import Bound, Plan
 from modeltel._prediction import Prediction
-from modeltel._runtime import Runtime, _state, get_runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -15,9 +15,9 @@ from typing import Any, Final
 from opentelemetry._logs import SeverityNumber
 
 from modeltel import _names as n
-from modeltel._guarded import export_failures
+from modeltel._export.guarded import export_failures
+from modeltel._export.runtime import get_runtime
 from modeltel._internal import handle_internal_errors
-from modeltel._runtime import get_runtime
 
 __all__ = ["EVENT_OUTCOME", "OUTCOME_LABEL", "record_outcome", "record_outcomes"]
 

@@ -14,8 +14,8 @@ from modeltel import _names as n
 from modeltel._binding import Getter
 from modeltel._config import UNDECLARED_POLICIES
 from modeltel._errors import ConfigurationError
+from modeltel._export.runtime import Runtime
 from modeltel._hashing import RECIPE
-from modeltel._runtime import Runtime
 from modeltel._tenants import clean_tenant
 
 _UNBOUND: Any = None
@@ -133,7 +133,7 @@ class Plan:
 def _compile(contract: Any) -> Any:
     if contract is None:
         return None
-    from modeltel._contract import Contract, compile_contract
+    from modeltel._contract.contract import Contract, compile_contract
 
     return contract if isinstance(contract, Contract) else compile_contract(contract)
 

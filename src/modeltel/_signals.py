@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from types import FrameType
 from typing import Any
 
-from modeltel._runtime import shutdown
+from modeltel._export.runtime import shutdown
 
 
 def install_signal_handlers(signals: Iterable[int] = (signal.SIGTERM,)) -> None:

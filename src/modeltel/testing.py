@@ -34,11 +34,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from modeltel import _names as n
 from modeltel._config import load_settings
-from modeltel._exporters import Sinks
+from modeltel._contract.parity import assert_same_features
+from modeltel._export.exporters import Sinks
+from modeltel._export.records import decoded_body, record_rows
+from modeltel._export.runtime import Runtime, build_runtime, install_runtime
 from modeltel._features import BATCH_ROW, feature_rows
-from modeltel._parity import assert_same_features
-from modeltel._records import decoded_body, record_rows
-from modeltel._runtime import Runtime, build_runtime, install_runtime
 
 __all__ = ["Capture", "InMemoryMetricExporter", "assert_same_features", "capture"]
 
@@ -223,7 +223,7 @@ def _instrument_types() -> Sequence[type]:
 
 
 def _clear() -> None:
-    from modeltel._runtime import _state
+    from modeltel._export.runtime import _state
 
     with _state.lock:
         _state.runtime = None

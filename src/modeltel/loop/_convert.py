@@ -33,9 +33,9 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from modeltel import _names as n
+from modeltel._export.records import COLUMNS, expand_columns
 from modeltel._gc import gc_paused
 from modeltel._outcomes import EVENT_OUTCOME
-from modeltel._records import COLUMNS, expand_columns
 from modeltel.loop._values import (
     first_values,
     json_nanos,

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from modeltel import _names as n
+from modeltel._export.records import COLUMNS
 from modeltel._features import BATCH_ROW
 from modeltel._outcomes import EVENT_OUTCOME, OUTCOME_LABEL
-from modeltel._records import COLUMNS
 
 __all__ = ["EVENT_PREDICTIONS", "TRUTH_KEYS", "load_labels", "load_telemetry", "sql_string"]
 

@@ -19,8 +19,8 @@ from typing import Any
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from modeltel import _names as n
-from modeltel._otlp_flat import flat_metrics, latest_points
-from modeltel._otlp_json import METRICS_FILE, _read_file
+from modeltel._export.otlp_flat import flat_metrics, latest_points
+from modeltel._export.otlp_json import METRICS_FILE, _read_file
 from modeltel.loop._metrics import Key
 
 __all__ = ["Operational", "WindowHealth", "operational", "violation_totals"]

@@ -20,8 +20,8 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
-from modeltel._otlp_json import LOGS_FILE
-from modeltel._records import json_text
+from modeltel._export.otlp_json import LOGS_FILE
+from modeltel._export.records import json_text
 
 __all__ = [
     "any_value",
@@ -70,6 +70,25 @@ def _record(
         "eventName": event,
         "attributes": _kvs({k: v for k, v in attributes.items() if v is not None}),
         "body": {"stringValue": json_text(body)} if json_body else any_value(body),
+    }
+
+
+def prediction_columns(
+    ids: Sequence[str], times: Sequence[int], scores: Sequence[float]
+) -> dict[str, list[Any]]:
+    """Columns of ``len(ids)`` ordinary predictions (tenant ``acme``, decision ``approve``,
+    outcome ``ok``, 2 ms, cost 0.0001): a test's traffic, where only ids, times and scores vary."""
+    n = len(ids)
+    return {
+        "prediction_id": list(ids),
+        "payload_hash": list(ids),
+        "tenant": ["acme"] * n,
+        "score": list(scores),
+        "decision": ["approve"] * n,
+        "outcome": ["ok"] * n,
+        "time_unix_nano": list(times),
+        "duration_s": [0.002] * n,
+        "cost": [0.0001] * n,
     }
 
 

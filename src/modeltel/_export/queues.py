@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from modeltel import _forksafe
 from modeltel._errors import ConfigurationError
-from modeltel._guarded import export_failures
+from modeltel._export.guarded import export_failures
 from modeltel._internal import logger
 from modeltel._names import M_EXPORT_FAILURES
 

@@ -48,8 +48,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from modeltel._otlp_flat import FlatRecord, flat_logs, flat_metrics, flat_spans
-from modeltel._span_encoding import EncodedSpans
+from modeltel._export.otlp_flat import FlatRecord, flat_logs, flat_metrics, flat_spans
+from modeltel._export.span_encoding import EncodedSpans
 
 __all__ = [
     "LOGS_FILE",
@@ -290,7 +290,7 @@ class OtlpJsonFileLogExporter(LogRecordExporter):
 
 @dataclass
 class OtlpFiles:
-    """Flat records read back from an OTLP/JSON folder (see ``modeltel._otlp_flat``)."""
+    """Flat records read back from an OTLP/JSON folder (see ``modeltel._export.otlp_flat``)."""
 
     spans: list[FlatRecord] = field(default_factory=list)
     metrics: list[FlatRecord] = field(default_factory=list)

@@ -19,7 +19,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from modeltel._alerts import Queries, Targets, alert_rules, rules_yaml
+from modeltel._ops.alerts import Queries, Targets, alert_rules, rules_yaml
 
 __all__ = ["Targets", "add_arguments", "dashboard", "dashboard_queries", "render", "run"]
 

@@ -19,9 +19,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from modeltel._aggregate import Aggregator
 from modeltel._errors import ConfigurationError
-from modeltel._guarded import export_failures, gate
+from modeltel._export.aggregate import Aggregator
+from modeltel._export.guarded import export_failures, gate
 from modeltel._internal import handle_internal_errors, logger
 from modeltel._version import __version__
 
@@ -59,7 +59,7 @@ def sinks_from_env(output: str, environ: Mapping[str, str] | None = None) -> Sin
     """OTLP exporters if any OTLP endpoint variable is set, else OTLP-JSON files under ``output``."""
     environ = os.environ if environ is None else environ
     if otlp_endpoint(environ) is None:
-        from modeltel._otlp_json import (
+        from modeltel._export.otlp_json import (
             OtlpJsonFileLogExporter,
             OtlpJsonFileMetricExporter,
             OtlpJsonFileSpanExporter,

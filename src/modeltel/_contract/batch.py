@@ -31,9 +31,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from modeltel._contract_rules import check_value, range_violation
-from modeltel._contract_spec import FieldSpec
-from modeltel._violation import Violation
+from modeltel._contract.rules import check_value, range_violation
+from modeltel._contract.spec import FieldSpec
+from modeltel._contract.violation import Violation
 
 BoolArray = npt.NDArray[np.bool_]
 _Cell = tuple[int, int, Violation]  # (row, order within the row, violation)

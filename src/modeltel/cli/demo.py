@@ -20,9 +20,9 @@ import numpy as np
 
 import modeltel
 from modeltel._config import load_settings
-from modeltel._exporters import otlp_endpoint
-from modeltel._otlp_json import LOGS_FILE, METRICS_FILE, TRACES_FILE
-from modeltel._summary import format_summary, summarize
+from modeltel._export.exporters import otlp_endpoint
+from modeltel._export.otlp_json import LOGS_FILE, METRICS_FILE, TRACES_FILE
+from modeltel.cli.summary import format_summary, summarize
 
 __all__ = [
     "FEATURES",

@@ -2,7 +2,7 @@
 
 Metrics are cumulative, re-exported periodically and possibly written by several
 processes into the same file, so only the latest point of each series is used
-(see ``modeltel._otlp_flat.latest_points``) before summing across series.
+(see ``modeltel._export.otlp_flat.latest_points``) before summing across series.
 
 Latency quantiles are estimates: like Prometheus ``histogram_quantile`` they interpolate
 linearly inside the bucket holding the requested rank, so the error is bounded by that
@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modeltel import _names as n
+from modeltel._export.otlp_flat import FlatRecord, latest_points
+from modeltel._export.otlp_json import OtlpFiles, read_otlp_json
 from modeltel._features import feature_row_count
 from modeltel._gc import gc_paused
-from modeltel._otlp_flat import FlatRecord, latest_points
-from modeltel._otlp_json import OtlpFiles, read_otlp_json
 
 __all__ = [
     "MergedHistogram",

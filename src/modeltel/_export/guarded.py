@@ -30,9 +30,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from modeltel import _forksafe
+from modeltel._export.span_encoding import EncodedSpans, accept_encoded, lean_and_other
 from modeltel._internal import logger, report_internal_error
 from modeltel._lean_span import LeanSpan
-from modeltel._span_encoding import EncodedSpans, accept_encoded, lean_and_other
 
 FORK_WAIT_S = 1.0  # the longest a fork waits for an export in flight
 # Record bodies per log request. Far below the OTLP/gRPC receiver's default 4 MiB limit, and small

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from modeltel._demo import DEFAULT_CALLS, run_demo
-from modeltel._summary import TOP_TENANTS, format_summary, summarize
 from modeltel._version import __version__
+from modeltel.cli.demo import DEFAULT_CALLS, run_demo
+from modeltel.cli.summary import TOP_TENANTS, format_summary, summarize
 from modeltel.loop._cli import evaluate_arguments, inventory_arguments, run_evaluate, run_inventory
 
 __all__ = ["COMMANDS", "Command", "main"]
@@ -107,7 +107,7 @@ def _contract_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_contract(args: argparse.Namespace) -> int:
-    from modeltel._contract_infer import infer_contract_from_csv, read_csv_rows
+    from modeltel._contract.infer import infer_contract_from_csv, read_csv_rows
 
     paths = [Path(p) for p in (args.path, args.check) if p]
     for path in paths:
@@ -150,7 +150,7 @@ def _replay_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_replay(args: argparse.Namespace) -> int:
-    from modeltel._replay import load_callable, replay_folder
+    from modeltel.cli.replay import load_callable, replay_folder
 
     if not Path(args.path).is_dir():
         print(f"modeltel replay: {args.path} is not a folder", file=sys.stderr)
@@ -174,13 +174,13 @@ def _run_replay(args: argparse.Namespace) -> int:
 
 
 def _dashboards_arguments(parser: argparse.ArgumentParser) -> None:
-    from modeltel._dashboards import add_arguments
+    from modeltel._ops.dashboards import add_arguments
 
     add_arguments(parser)
 
 
 def _run_dashboards(args: argparse.Namespace) -> int:
-    from modeltel._dashboards import run
+    from modeltel._ops.dashboards import run
 
     return run(args)
 
@@ -230,7 +230,3 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return USAGE_ERROR
     return COMMANDS[args.command].run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from modeltel._contract_spec import FieldSpec, category_key
-from modeltel._violation import Violation
+from modeltel._contract.spec import FieldSpec, category_key
+from modeltel._contract.violation import Violation
 
 _INT_TYPES = (int, np.integer)
 _FLOAT_TYPES = (float, int, np.floating, np.integer)

@@ -14,8 +14,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from modeltel._contract_rules import is_finite, is_float, is_int
-from modeltel._contract_spec import FieldSpec
+from modeltel._contract.rules import is_finite, is_float, is_int
+from modeltel._contract.spec import FieldSpec
 
 RowCheck = Callable[[Mapping[str, Any]], bool]
 ValueCheck = Callable[[Any], bool]

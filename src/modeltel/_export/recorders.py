@@ -14,7 +14,7 @@ import numpy as np
 from opentelemetry import metrics
 
 from modeltel import _names as n
-from modeltel._aggregate import Aggregator, Cell
+from modeltel._export.aggregate import Aggregator, Cell
 from modeltel._scores import split_finite
 
 

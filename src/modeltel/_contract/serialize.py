@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from modeltel._contract_spec import FieldSpec
+from modeltel._contract.spec import FieldSpec
 from modeltel._errors import ConfigurationError
 
 FORMAT = "modeltel.contract/1"

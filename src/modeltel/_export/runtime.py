@@ -28,16 +28,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from modeltel import _names as n
-from modeltel._aggregate import Aggregator
-from modeltel._app_sdk import AppMetricPipeline, Unsupported, app_metric_pipeline, sampling_gate
 from modeltel._config import Settings, load_settings
 from modeltel._errors import ConfigurationError
-from modeltel._exporters import BorrowedMetricExporter, MergingMetricExporter, Sinks, sinks_from_env
-from modeltel._guarded import GuardedLogExporter, GuardedSpanExporter, export_failures
-from modeltel._hashing import PayloadHasher
-from modeltel._internal import error_counts, logger
-from modeltel._lean_span import LeanSpans, processor_count
-from modeltel._queues import (
+from modeltel._export.aggregate import Aggregator
+from modeltel._export.app_sdk import AppMetricPipeline, Unsupported, app_metric_pipeline, sampling_gate
+from modeltel._export.exporters import BorrowedMetricExporter, MergingMetricExporter, Sinks, sinks_from_env
+from modeltel._export.guarded import GuardedLogExporter, GuardedSpanExporter, export_failures
+from modeltel._export.queues import (
     LOG_QUEUE,
     SPAN_QUEUE,
     Backlog,
@@ -45,8 +42,11 @@ from modeltel._queues import (
     CountingSpanProcessor,
     queue_size,
 )
-from modeltel._recorders import ApiRecorder, LocalRecorder, Recorder
-from modeltel._records import RecordSink
+from modeltel._export.recorders import ApiRecorder, LocalRecorder, Recorder
+from modeltel._export.records import RecordSink
+from modeltel._hashing import PayloadHasher
+from modeltel._internal import error_counts, logger
+from modeltel._lean_span import LeanSpans, processor_count
 from modeltel._sampling import sampler_from_env
 from modeltel._shadow import ShadowRunner
 from modeltel._tenants import TenantCap
@@ -375,7 +375,7 @@ def _recorder(
     readers: list[Any] = [PeriodicExportingMetricReader(exporter, export_interval_millis=interval)]
     if settings.prometheus_port:
         # Imported here: the exporter is an optional extra, and users without it must not break.
-        from modeltel._prometheus import start_prometheus
+        from modeltel._export.prometheus import start_prometheus
 
         readers.append(start_prometheus(settings.prometheus_port, aggregator, resource))
     provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from modeltel._contract_codegen import RowCheck, ValueCheck, build_row_check, build_value_check
-from modeltel._contract_rules import check_mapping
-from modeltel._contract_spec import FieldSpec, feature_name, parse_model, version_of
-from modeltel._violation import Violation
+from modeltel._contract.codegen import RowCheck, ValueCheck, build_row_check, build_value_check
+from modeltel._contract.rules import check_mapping
+from modeltel._contract.spec import FieldSpec, feature_name, parse_model, version_of
+from modeltel._contract.violation import Violation
 
 if TYPE_CHECKING:
-    from modeltel._contract_batch import BatchCheck
+    from modeltel._contract.batch import BatchCheck
 
 __all__ = ["Contract", "Violation", "compile_contract", "sensitive"]
 
@@ -165,20 +165,20 @@ class Contract:
 
     def check_batch(self, batch: Any, columns: Sequence[str] | None = None) -> BatchCheck:
         """Check a list of rows, a 2-D ndarray or a pandas DataFrame; see ``_contract_batch``."""
-        from modeltel._contract_batch import check_batch
+        from modeltel._contract.batch import check_batch
 
         return check_batch(self, batch, columns)
 
     def to_json(self) -> str:
         """The contract's definition as JSON; ``Contract.from_json`` rebuilds an equal contract."""
-        from modeltel._contract_json import contract_to_json
+        from modeltel._contract.serialize import contract_to_json
 
         return contract_to_json(self.model.__name__, self._specs, self._forbid, self.version)
 
     @classmethod
     def from_json(cls, text: str) -> Contract:
         """Rebuild a contract (and a pydantic model for it) from ``to_json`` output."""
-        from modeltel._contract_json import model_from_json
+        from modeltel._contract.serialize import model_from_json
 
         return cls(model_from_json(text))
 

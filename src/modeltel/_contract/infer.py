@@ -20,7 +20,7 @@ from typing import Any, Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from modeltel._contract import Contract, compile_contract
+from modeltel._contract.contract import Contract, compile_contract
 from modeltel._errors import ConfigurationError
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from modeltel import _names as n
+from modeltel._contract.parity import ReplayReport, replay
+from modeltel._export.otlp_json import read_otlp_json
 from modeltel._features import feature_rows
-from modeltel._otlp_json import read_otlp_json
-from modeltel._parity import ReplayReport, replay
 
 
 def feature_records(folder: str | Path, model: str, version: str | None = None) -> Iterator[dict[str, Any]]:

@@ -8,7 +8,7 @@ Why a subclass: ``opentelemetry-exporter-prometheus``'s ``PrometheusMetricReader
 the SDK on every scrape and hands the result to its ``_receive_metrics``, which queues it for the
 Prometheus collector. modeltel's per-prediction metrics never pass through the SDK (they are
 aggregated locally, see ``_aggregate``), so the override of ``_receive_metrics`` routes that
-hand-over through :class:`~modeltel._exporters.MergingMetricExporter`, the same merge every other
+hand-over through :class:`~modeltel._export.exporters.MergingMetricExporter`, the same merge every other
 export uses. Two more details keep scrapes whole: the SDK hands nothing over when its own
 instruments have no data (so each scrape merges even then), and ``force_flush`` must not collect
 (the base class would queue a second copy of every series for the next scrape).
@@ -40,9 +40,9 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from modeltel._aggregate import Aggregator
 from modeltel._errors import ConfigurationError
-from modeltel._exporters import MergingMetricExporter
+from modeltel._export.aggregate import Aggregator
+from modeltel._export.exporters import MergingMetricExporter
 
 try:
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
