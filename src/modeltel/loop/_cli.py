@@ -61,6 +61,10 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     add("--reference", type=_reference, default="30d", help="first N of the data, or START/END (30d)")
     add("--profile", type=Path, help="a reference profile saved with modeltel.loop.save_profile")
     add("--period", type=_duration, default="1d", help="period of the time series (1d)")
+    add(
+        "--period-origin",
+        help="instant periods start from (default: Monday 00:00 UTC for whole weeks, else midnight UTC)",
+    )
     add("--by-tenant", action="store_true", help="evaluate each tenant separately")
     add("--threshold", type=float, default=0.5, help="decision threshold for precision/recall/F1 (0.5)")
     add("--feature", action="append", dest="features", help="only drift these features (repeatable)")
@@ -80,6 +84,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         maturation=args.maturation,
         reference=args.reference,
         period=args.period,
+        period_origin=args.period_origin,
         by_tenant=args.by_tenant,
         threshold=args.threshold,
         as_of=args.as_of,

@@ -20,7 +20,7 @@ from typing import Any, Final
 from modeltel.loop._compare import compare_versions
 from modeltel.loop._cost import cost_latency
 from modeltel.loop._drift import Sample, compare, profile_sample, window_samples
-from modeltel.loop._durations import parse_duration, parse_instant
+from modeltel.loop._durations import NS_PER_S, parse_duration, parse_instant
 from modeltel.loop._engine import connect
 from modeltel.loop._histogram import score_histogram
 from modeltel.loop._inventory import build_inventory
@@ -47,6 +47,7 @@ class EvaluateOptions:
     maturation: str = "7d"
     reference: str = "30d"
     period: str = "1d"
+    period_origin: str | None = None
     by_tenant: bool = False
     threshold: float = 0.5
     as_of: str | None = None
@@ -70,7 +71,20 @@ class _Windows:
         )
 
 
-def _windows(con: Any, options: EvaluateOptions, as_of: int, period: int) -> _Windows:
+WEEK_NS: Final = 7 * 86_400 * NS_PER_S
+# 1970-01-05T00:00:00Z, the first Monday of the Unix epoch (a Thursday): weeks start on Mondays.
+FIRST_MONDAY_NS: Final = 4 * 86_400 * NS_PER_S
+
+
+def period_origin(options: EvaluateOptions, period: int) -> int:
+    """The instant periods are counted from: ``--period-origin``, else Monday 00:00 UTC for
+    whole weeks and the epoch (midnight UTC, the top of an hour) for anything else."""
+    if options.period_origin:
+        return parse_instant(options.period_origin)
+    return FIRST_MONDAY_NS if period % WEEK_NS == 0 else 0
+
+
+def _windows(con: Any, options: EvaluateOptions, as_of: int, period: int, origin: int) -> _Windows:
     current = (as_of - period, as_of)
     if "/" in options.reference:
         start, end = (parse_instant(part) for part in options.reference.split("/", 1))
@@ -78,7 +92,7 @@ def _windows(con: Any, options: EvaluateOptions, as_of: int, period: int) -> _Wi
         first = con.execute("SELECT min(ts) FROM joined").fetchone()[0]
         start = as_of if first is None else int(first)
         end = max(start, min(start + parse_duration(options.reference), current[0]))
-    drift_from = math.ceil(end / period) * period
+    drift_from = origin + math.ceil((end - origin) / period) * period
     return _Windows(as_of, (start, end), current, drift_from)
 
 
@@ -185,10 +199,11 @@ def evaluate(
         skipped = load_telemetry(con, folder)
         loaded = sum(load_labels(con, labels) for labels in options.labels)
     period, maturation = parse_duration(options.period), parse_duration(options.maturation)
+    origin = period_origin(options, period)
     as_of = parse_instant(options.as_of) if options.as_of else (latest_timestamp(con) or -1) + 1
     with stages("joining outcomes"):
-        build_joined(con, as_of=as_of, maturation=maturation, period=period)
-    w = _windows(con, options, as_of, period)
+        build_joined(con, as_of=as_of, maturation=maturation, period=period, origin=origin)
+    w = _windows(con, options, as_of, period, origin)
     keys = ["model", "version", "tenant"] if options.by_tenant else ["model", "version"]
     with stages("quality metrics"):
         groups = _group_reports(con, keys, options.threshold)
@@ -204,6 +219,7 @@ def evaluate(
             keys,
             groups,
             period=period,
+            origin=origin,
             threshold=options.threshold,
             reference=reference,
             drift_from=w.drift_from,
@@ -226,6 +242,7 @@ def evaluate(
             list(groups.values()),
             outcomes_loaded=loaded,
             skipped_lines=skipped,
+            period_origin_ns=origin,
         )
         evaluation.comparisons = compare_versions(con, options.threshold, groups, _tasks(con))
         known = (

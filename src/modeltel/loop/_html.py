@@ -147,6 +147,8 @@ def _group_section(g: GroupReport, n: int, period_ns: int) -> str:
         [
             f"<h2>{escape(g.label)} <small>{escape(g.task)}</small></h2>",
             f'<div class="plots">{"".join(plots)}</div>',
+            "<h3>Per period</h3>",
+            _periods_table(g, period_ns),
             "<h3>Statistical drift</h3>",
             _table(["signal", "n reference / current", "effect", "p-value", "PSI", "state"], drift_rows),
             "<h3>Backtest: did this signal move with quality?</h3>",
@@ -154,6 +156,28 @@ def _group_section(g: GroupReport, n: int, period_ns: int) -> str:
             f"<h3>Warnings</h3><ul>{warnings or '<li>none</li>'}</ul>",
         ]
     )
+
+
+def _periods_table(g: GroupReport, period_ns: int) -> str:
+    """Every period's counts and every quality metric (matured, labelled predictions), with the
+    estimate from scores beside the primary one."""
+    names = [m for m in dict.fromkeys(k for p in g.periods for k in p.metrics)]
+    header = ["period start (UTC)", "predictions", "matured", "labelled", "coverage", *names]
+    header.append(f"{g.primary_metric} estimated" if g.primary_metric else "estimated")
+    start = _time_format(period_ns)
+    rows = [
+        [
+            start(p.start_ns / NS_PER_S),
+            f"{p.predictions:,}",
+            f"{p.matured:,}",
+            f"{p.labelled:,}",
+            fmt(p.label_coverage, ".1%"),
+            *(fmt(p.metrics.get(m)) for m in names),
+            fmt(p.estimated_quality) + (" (off)" if p.estimate_off else ""),
+        ]
+        for p in g.periods
+    ]
+    return _table(header, rows)
 
 
 def _inventory_rows(entries: Sequence[InventoryEntry]) -> list[list[str]]:

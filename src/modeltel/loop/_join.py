@@ -34,10 +34,11 @@ def latest_timestamp(con: Any) -> int | None:
     return None if row[0] is None else int(row[0])
 
 
-def build_joined(con: Any, *, as_of: int, maturation: int, period: int) -> None:
+def build_joined(con: Any, *, as_of: int, maturation: int, period: int, origin: int = 0) -> None:
     """Create table ``joined``: every prediction before ``as_of`` with its winning label, if any.
 
-    Adds ``matured`` (bool), ``period`` (``ts // period``), ``label_num`` / ``label_str``
+    Adds ``matured`` (bool), ``period`` (``(ts - origin) // period``: periods counted from
+    ``origin``), ``label_num`` / ``label_str``
     (NULL when unlabelled). Outcomes are reduced to one per key before the join, so the large
     side (predictions) is only probed, never grouped.
     """
@@ -64,7 +65,7 @@ def build_joined(con: Any, *, as_of: int, maturation: int, period: int) -> None:
             WHERE p.ts < {as_of}
         )
         SELECT * EXCLUDE (best, ri, li, rm, lm, la, label),
-               ts + {maturation} <= {as_of} AS matured, ts // {period} AS period,
+               ts + {maturation} <= {as_of} AS matured, (ts - {origin}) // {period} AS period,
                label.n AS label_num, label.s AS label_str
         FROM (SELECT *, CASE WHEN best IS NULL THEN NULL WHEN best = ri THEN li WHEN best = rm THEN lm
                              ELSE la END AS label

@@ -41,9 +41,24 @@ def _mean_scores(con: Any, keys: Sequence[str]) -> dict[Key, float | None]:
     return {tuple(r[:-1]): r[-1] for r in rows}
 
 
+_METRIC_FIELDS: Final = (
+    "roc_auc",
+    "log_loss",
+    "brier",
+    "ece",
+    "precision",
+    "recall",
+    "f1",
+    "mae",
+    "rmse",
+    "r2",
+)
+
+
 def _quality(
     con: Any, keys: Sequence[str], groups: dict[Key, GroupReport], threshold: float
-) -> dict[Key, float | None]:
+) -> dict[Key, tuple[float | None, dict[str, float | None]]]:
+    """Per group and period: the primary metric, and every metric (classification or regression)."""
     tasks: dict[str, list[str]] = {"classification": [], "regression": []}
     for report in groups.values():
         if report.task in tasks and report.model not in tasks[report.task]:
@@ -51,11 +66,12 @@ def _quality(
     found: dict[Key, Any] = {}
     found.update(classification(con, keys, tasks["classification"], threshold))
     found.update(regression(con, keys, tasks["regression"]))
-    result: dict[Key, float | None] = {}
+    result: dict[Key, tuple[float | None, dict[str, float | None]]] = {}
     for key, metrics in found.items():
         metric = groups[key[:-1]].primary_metric if key[:-1] in groups else None
-        value = getattr(metrics, metric or "", None)
-        result[key] = value if isinstance(value, float) else None
+        every = {f: getattr(metrics, f) for f in _METRIC_FIELDS if hasattr(metrics, f)}
+        value = every.get(metric or "")
+        result[key] = (value if isinstance(value, float) else None, every)
     return result
 
 
@@ -65,6 +81,7 @@ def add_periods(
     groups: dict[Key, GroupReport],
     *,
     period: int,
+    origin: int = 0,
     threshold: float,
     reference: Sample | dict[Key, Sample],
     drift_from: int,
@@ -75,26 +92,29 @@ def add_periods(
     quality = _quality(con, by_period, groups, threshold)
     scores = _mean_scores(con, by_period)
     costs = cost_latency(con, by_period)
-    window = f"CASE WHEN ts >= {drift_from} THEN CAST(ts // {period} AS VARCHAR) END"
+    index = f"CAST((ts - {origin}) // {period} AS VARCHAR)"
+    window = f"CASE WHEN ts >= {drift_from} THEN {index} END"
     samples = window_samples(con, keys, window)
-    every_period = score_samples(con, keys, f"CAST(ts // {period} AS VARCHAR)")
+    every_period = score_samples(con, keys, index)
     health = operational(con, keys, window)
     for key, c in sorted(counts(con, by_period).items(), key=lambda item: item[0][-1]):
         report = groups.get(key[:-1])
         if report is None:
             continue
         cost = costs.get(key)
+        primary, every = quality.get(key, (None, {}))
         point = PeriodPoint(
-            start_ns=int(key[-1]) * period,
+            start_ns=origin + int(key[-1]) * period,
             predictions=c.predictions,
             labelled=c.labelled,
             label_coverage=c.label_coverage,
-            quality=quality.get(key),
+            quality=primary,
             mean_score=scores.get(key),
             error_rate=c.error_rate,
             cost_per_1k=cost.cost_per_1k if cost else None,
             p95_ms=cost.p95_ms if cost else None,
         )
+        point.metrics, point.matured = every, c.matured
         if report.task == "classification" and report.primary_metric in ESTIMABLE:
             period_scores = every_period.get((key[:-1], str(key[-1])))
             if period_scores is not None:

@@ -61,6 +61,10 @@ class PeriodPoint:
     # ``estimate_off``: realized and estimated parted here (calibration moved), or did before.
     estimated_quality: float | None = None
     estimate_off: bool = False
+    # Every quality metric of the period's matured, labelled predictions (classification: roc_auc,
+    # log_loss, brier, ece, precision, recall, f1; regression: mae, rmse, r2), and how many matured.
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    matured: int = 0
 
     def series(self, name: str) -> float | None:
         """The value of series ``name`` (a field, or ``psi:<signal>`` / ``ks:<signal>``)."""
@@ -159,6 +163,8 @@ class Evaluation:
     outcomes_loaded: int = 0
     skipped_lines: dict[str, int] = field(default_factory=dict)
     """Lines skipped because they are not JSON (e.g. a truncated last line), per logs file name."""
+    period_origin_ns: int = 0
+    """The instant periods are counted from (Monday 00:00 UTC for whole weeks by default)."""
 
 
 def to_jsonable(value: Any) -> Any:

@@ -37,7 +37,7 @@ def _header(e: Evaluation) -> list[str]:
     )
     return [
         f"modeltel evaluate: as of {format_instant(e.as_of_ns)}, maturation {_duration(e.maturation_ns)}, "
-        f"period {_duration(e.period_ns)}",
+        f"period {_duration(e.period_ns)} from {format_instant(e.period_origin_ns)}",
         f"  reference {reference}; current [{format_instant(e.current[0])}, {format_instant(e.current[1])})",
     ]
 
