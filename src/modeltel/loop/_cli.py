@@ -16,12 +16,13 @@ from modeltel.loop._engine import LoopDependencyError
 from modeltel.loop._evaluate import EvaluateOptions, evaluate
 from modeltel.loop._html import render_html
 from modeltel.loop._inventory import inventory_and_skipped
-from modeltel.loop._result import to_jsonable
+from modeltel.loop._result import Evaluation, to_jsonable
 from modeltel.loop._text import format_evaluation, format_inventory
 
 __all__ = ["evaluate_arguments", "inventory_arguments", "run_evaluate", "run_inventory"]
 
 USAGE_ERROR = 2
+NOTHING_TO_EVALUATE = 1
 
 
 def _duration(text: str) -> str:
@@ -103,12 +104,32 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(
             f"modeltel evaluate: {_skipped_note(result.skipped_lines)}; evaluated the rest", file=sys.stderr
         )
+    problem = _nothing_to_evaluate(result, args.path)
+    if problem:
+        print(f"modeltel evaluate: {problem}", file=sys.stderr)
+        return NOTHING_TO_EVALUATE
     print(format_evaluation(result))
     if args.json:
         args.json.write_text(json.dumps(to_jsonable(result), indent=2), encoding="utf-8")
     if args.html:
         args.html.write_text(render_html(result), encoding="utf-8")
     return 0
+
+
+def _nothing_to_evaluate(result: Evaluation, path: str) -> str | None:
+    """Why the report would be empty or hollow, or None: no prediction record was recognised, or
+    the labels given match no prediction."""
+    if not result.groups:
+        return (
+            f"no prediction records in {path}: looked for modeltel's logs*.jsonl, what a Collector's "
+            "file or S3 exporter wrote (OTLP-JSON or protobuf, zstd or gzip) and predictions*.parquet"
+        )
+    if result.outcomes_loaded and not result.labels_matched:
+        return (
+            f"none of the {result.outcomes_loaded:,} labels matched a prediction (by prediction_id, "
+            "or payload_hash and model): check that they come from this telemetry"
+        )
+    return None
 
 
 def _skipped_note(skipped: dict[str, int]) -> str:

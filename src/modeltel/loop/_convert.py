@@ -148,13 +148,24 @@ def _split_line(line: bytes, rows: _Rows) -> list[dict[str, Any]] | None:
         return None
     kept: list[dict[str, Any]] = []
     for record in _records(request):
-        event = record.get("eventName")
+        event = record.get("eventName") or _event_attribute(record)
+        if event and "eventName" not in record:
+            record["eventName"] = event  # older SDKs and Collectors: the name is an attribute
         if event == EVENT_PREDICTIONS:
             rows.add(record)
             kept.append({k: v for k, v in record.items() if k != "body"})
         elif event in EVENTS:
             kept.append(record)
     return kept
+
+
+def _event_attribute(record: dict[str, Any]) -> str | None:
+    """The ``event.name`` attribute's text, where the record carries its name that way."""
+    for attribute in record.get("attributes") or ():
+        if attribute.get("key") == "event.name":
+            value = attribute.get("value") or {}
+            return value.get("stringValue") if isinstance(value, dict) else None
+    return None
 
 
 def _records(request: Any) -> Iterator[dict[str, Any]]:

@@ -203,6 +203,7 @@ def evaluate(
     as_of = parse_instant(options.as_of) if options.as_of else (latest_timestamp(con) or -1) + 1
     with stages("joining outcomes"):
         build_joined(con, as_of=as_of, maturation=maturation, period=period, origin=origin)
+        labelled = con.execute("SELECT count(*) FROM joined WHERE label_str IS NOT NULL").fetchone()[0]
     w = _windows(con, options, as_of, period, origin)
     keys = ["model", "version", "tenant"] if options.by_tenant else ["model", "version"]
     with stages("quality metrics"):
@@ -243,6 +244,7 @@ def evaluate(
             outcomes_loaded=loaded,
             skipped_lines=skipped,
             period_origin_ns=origin,
+            labels_matched=int(labelled),
         )
         evaluation.comparisons = compare_versions(con, options.threshold, groups, _tasks(con))
         known = (

@@ -30,6 +30,7 @@ from modeltel import _names as n
 from modeltel._export.records import COLUMNS
 from modeltel._features import BATCH_ROW
 from modeltel._outcomes import EVENT_OUTCOME, OUTCOME_LABEL
+from modeltel.loop._collector import telemetry_files
 
 __all__ = ["EVENT_PREDICTIONS", "TRUTH_KEYS", "load_labels", "load_telemetry", "sql_string"]
 
@@ -112,7 +113,8 @@ def sql_string(text: str | Path) -> str:
 
 
 def load_telemetry(con: Any, folder: Path, *, convert: bool = True) -> dict[str, int]:
-    """Create the loop's tables from ``folder``'s ``logs*.jsonl`` (OTLP-JSON) and ``predictions*.parquet``.
+    """Create the loop's tables from ``folder``'s ``logs*.jsonl`` (OTLP-JSON), what a Collector
+    wrote there (see :mod:`modeltel.loop._collector`) and ``predictions*.parquet``.
 
     With ``convert`` (and pyarrow installed) the logs' prediction records go through the
     converted Parquet cache (:mod:`modeltel.loop._cache`), otherwise DuckDB parses the JSON.
@@ -121,12 +123,12 @@ def load_telemetry(con: Any, folder: Path, *, convert: bool = True) -> dict[str,
     """
     for statement in (*_MACROS, *_EMPTY):
         con.execute(statement)
-    logs = sorted(folder.glob("logs*.jsonl"))
     skipped: dict[str, int] = {}
-    if logs and convert and _has_pyarrow():
-        skipped = _load_converted_logs(con, logs)
-    elif logs:
-        skipped = _load_logs(con, logs, count_skipped=True)
+    with telemetry_files(folder) as logs:
+        if logs and convert and _has_pyarrow():
+            skipped = _load_converted_logs(con, logs)
+        elif logs:
+            skipped = _load_logs(con, logs, count_skipped=True)
     tables = sorted(folder.glob("predictions*.parquet"))
     if tables:
         _load_prediction_tables(con, tables)
@@ -159,7 +161,7 @@ def _load_logs(con: Any, files: Sequence[Path], *, count_skipped: bool = False) 
     events = ", ".join(sql_string(e) for e in (EVENT_PREDICTIONS, EVENT_FEATURES, EVENT_OUTCOME))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE raw_logs AS
-        SELECT r.eventName AS event,
+        SELECT coalesce(r.eventName, mt_str(mt_attr(r.attributes, 'event.name'))) AS event,
                coalesce(TRY_CAST(r.timeUnixNano AS BIGINT), TRY_CAST(r.observedTimeUnixNano AS BIGINT),
                         0) AS ts,
                r.attributes AS attributes, r.body AS body
@@ -168,7 +170,7 @@ def _load_logs(con: Any, files: Sequence[Path], *, count_skipped: bool = False) 
                     FROM (SELECT unnest(resourceLogs) AS rl
                           FROM read_json({paths}, format = 'newline_delimited', ignore_errors = true,
                                          columns = {{'resourceLogs': '{_LOGS_SCHEMA}'}}))))
-        WHERE r.eventName IN ({events})
+        WHERE coalesce(r.eventName, mt_str(mt_attr(r.attributes, 'event.name'))) IN ({events})
     """)
     _insert_predictions(con)
     _insert_model_info(con)

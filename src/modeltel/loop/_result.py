@@ -165,6 +165,8 @@ class Evaluation:
     """Lines skipped because they are not JSON (e.g. a truncated last line), per logs file name."""
     period_origin_ns: int = 0
     """The instant periods are counted from (Monday 00:00 UTC for whole weeks by default)."""
+    labels_matched: int = 0
+    """Predictions with a label (from ``--labels`` files or recorded outcomes), matured or not."""
 
 
 def to_jsonable(value: Any) -> Any:

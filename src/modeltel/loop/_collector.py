@@ -1,0 +1,138 @@
+"""What an OpenTelemetry Collector writes, read as the OTLP-JSON lines the loader takes.
+
+A telemetry folder may hold, besides modeltel's own ``logs*.jsonl``, anything the Collector's
+exporters wrote, at any depth (the S3 exporter's ``year=/month=/day=/hour=/minute=`` folders):
+
+* the file exporter, ``format: json``: one OTLP-JSON request per line, rotated files named
+  ``<name>-<timestamp>.<ext>`` beside the current one. Read by DuckDB as they are;
+* the file exporter, ``format: proto``, or ``compression: zstd``: each request preceded by its
+  length (4 bytes, big-endian), compressed one by one with zstd where configured; with the native
+  compression gate, one zstd stream around JSON lines or length-prefixed requests;
+* the S3 exporter: one request per object, ``otlp_json`` or ``otlp_proto`` (raw protobuf), gzip
+  compressed or not.
+
+Everything that is not plain JSON lines is decoded here (opentelemetry-proto for protobuf) and
+written as JSON lines into a temporary folder for the loader. Requests that hold no log records
+(traces, metrics) are skipped. Files are recognised by their content, not their names.
+"""
+
+from __future__ import annotations
+
+import gzip
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+
+__all__ = ["telemetry_files"]
+
+_GZIP: Final = b"\x1f\x8b"
+_ZSTD: Final = b"\x28\xb5\x2f\xfd"
+_SKIP_PARTS: Final = frozenset({".modeltel-cache", "__pycache__"})
+_NOT_LOGS: Final = (".parquet", ".html", ".csv", ".py")
+
+
+@contextmanager
+def telemetry_files(folder: Path) -> Iterator[list[Path]]:
+    """The OTLP-JSON lines files holding ``folder``'s log records: modeltel's own, the Collector's
+    JSON lines as they are, and the rest decoded into a temporary folder (removed on exit)."""
+    found = sorted(folder.glob("logs*.jsonl"))
+    mine = set(found)
+    with tempfile.TemporaryDirectory(prefix="modeltel-collector-") as scratch:
+        for index, path in enumerate(_candidates(folder, mine)):
+            kind = _sniff(path)
+            if kind == "json-lines":
+                found.append(path)
+            elif kind == "binary":
+                decoded = Path(scratch) / f"logs-{index}.jsonl"
+                if _decode_to(path, decoded):
+                    found.append(decoded)
+        yield found
+
+
+def _candidates(folder: Path, mine: set[Path]) -> Iterator[Path]:
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).parts
+        if not path.is_file() or path in mine or _SKIP_PARTS.intersection(relative):
+            continue
+        if path.name.startswith(("traces", "metrics")) and path.suffix == ".jsonl":
+            continue  # modeltel's own span and metric files: no log records
+        if path.name.startswith(".") or path.suffix in _NOT_LOGS:
+            continue
+        yield path
+
+
+def _sniff(path: Path) -> str | None:
+    """``json-lines`` (OTLP-JSON logs, one request a line), ``binary`` (anything to decode) or None."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if not head:
+        return None
+    if head.lstrip()[:1] == b"{":
+        return "json-lines" if b'"resourceLogs"' in head.split(b"\n", 1)[0] else None
+    return "binary"
+
+
+def _decode_to(path: Path, out: Path) -> bool:
+    """Decode ``path`` into JSON lines at ``out``; whether any request held log records."""
+    wrote = False
+    try:
+        data = _decompressed(path.read_bytes())
+        with out.open("wb") as sink:
+            for request in _requests(data):
+                if request.get("resourceLogs"):
+                    sink.write(orjson.dumps(request) + b"\n")
+                    wrote = True
+    except (ValueError, OSError, EOFError, DecodeError):
+        return wrote  # not telemetry we can read (or truncated): what was read before stays
+    return wrote
+
+
+def _decompressed(data: bytes) -> bytes:
+    if data[:2] == _GZIP:
+        return _decompressed(gzip.decompress(data))
+    if data[:4] == _ZSTD:
+        return _zstd(data)
+    return data
+
+
+def _zstd(data: bytes) -> bytes:
+    try:
+        import zstandard
+    except ImportError as exc:  # pragma: no cover - the loop extra installs it
+        raise ValueError("zstd-compressed telemetry needs the zstandard package (modeltel[loop])") from exc
+    reader = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True)
+    return bytes(reader.read())
+
+
+def _requests(data: bytes) -> Iterator[dict[str, Any]]:
+    """OTLP requests as OTLP-JSON dicts: JSON lines, one raw protobuf request (the S3 exporter's
+    ``otlp_proto``), or length-prefixed requests (the file exporter), each maybe zstd-compressed."""
+    if data.lstrip()[:1] == b"{":
+        for line in data.splitlines():
+            if line.strip():
+                yield orjson.loads(line)
+        return
+    if data[:1] == b"\x0a":  # field 1 (resource_logs), length-delimited: a bare request
+        yield _from_proto(data)
+        return
+    offset = 0
+    while offset + 4 <= len(data):
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        payload = data[offset + 4 : offset + 4 + size]
+        if len(payload) < size:
+            raise EOFError("a truncated request at the end of the file")
+        offset += 4 + size
+        yield from _requests(_decompressed(payload))
+
+
+def _from_proto(data: bytes) -> dict[str, Any]:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from modeltel._export.otlp_json import to_otlp_json
+
+    return to_otlp_json(ExportLogsServiceRequest.FromString(data))

@@ -1,0 +1,186 @@
+"""``modeltel evaluate`` on what an OpenTelemetry Collector writes: every file and S3 exporter
+format gives the same report as modeltel's own files of the same records.
+
+The records are modeltel's own (predictions, feature samples, outcomes, emitted through the SDK);
+the fixtures are encoded from them by the SDK's OTLP encoder and protobuf's JSON printer, framed
+as the Collector's exporters frame them (see ``modeltel/loop/_collector.py``), never by
+modeltel's file writer.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+from google.protobuf import json_format
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+
+import modeltel
+from modeltel._export.otlp_json import OtlpJsonFileLogExporter
+from modeltel.cli import main
+from modeltel.loop import EvaluateOptions, evaluate, to_jsonable
+from modeltel.testing import capture
+
+CALLS = 1_500
+
+
+@modeltel.instrument(model="collected", version="2", tenant="tenant")
+def predict(features: dict[str, float], tenant: str = "acme") -> float:
+    return min(1.0, max(0.0, features["x"]))
+
+
+@pytest.fixture(scope="module")
+def records() -> list[Any]:
+    """modeltel's log records for 1,500 predictions (5% feature sample) and their outcomes."""
+    rng = random.Random(3)
+    with capture(feature_sample_rate=0.05, prediction_records=1.0) as c:
+        ids = []
+        for i in range(CALLS):
+            x = rng.random()
+            predict({"x": x, "y": rng.gauss(0, 1)}, tenant=f"t{i % 3}")
+            prediction = modeltel.current_prediction()
+            assert prediction is not None
+            ids.append((prediction.prediction_id, x))
+        modeltel.record_outcomes({"prediction_id": pid, "label": int(rng.random() < x)} for pid, x in ids)
+        logs = c.logs
+    assert {r.log_record.event_name for r in logs} == {"ml.prediction.records", "ml.features", "ml.outcome"}
+    return logs
+
+
+def _requests(records: Sequence[Any], parts: int = 4) -> list[Any]:
+    """The records as several OTLP ExportLogsServiceRequests (protobuf messages)."""
+    size = -(-len(records) // parts)
+    return [encode_logs(records[i : i + size]) for i in range(0, len(records), size)]
+
+
+def _json(request: Any, event_name_attribute: bool = False) -> bytes:
+    """One request as OTLP-JSON, the way the Collector's JSON marshaler writes it (one object)."""
+    document = json_format.MessageToDict(request, use_integers_for_enums=True)
+    if event_name_attribute:  # older SDKs and Collectors: the name is an attribute, not a field
+        for resource in document["resourceLogs"]:
+            for scope in resource["scopeLogs"]:
+                for record in scope["logRecords"]:
+                    name = record.pop("eventName")
+                    record.setdefault("attributes", []).append(
+                        {"key": "event.name", "value": {"stringValue": name}}
+                    )
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _framed(payloads: Sequence[bytes]) -> bytes:
+    """The file exporter's framing for protobuf or compressed output: 4-byte big-endian lengths."""
+    return b"".join(len(p).to_bytes(4, "big") + p for p in payloads)
+
+
+def _zstd(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor().compress(data)
+
+
+Writer = Callable[[Path, list[Any]], None]
+
+
+def _json_lines_rotated(folder: Path, requests: list[Any]) -> None:
+    (folder / "otel-logs-2026-12-01T05-02-14.173.json").write_bytes(
+        b"\n".join(_json(r) for r in requests[:2]) + b"\n"
+    )
+    (folder / "otel-logs.json").write_bytes(b"\n".join(_json(r) for r in requests[2:]) + b"\n")
+
+
+def _json_zstd_per_message(folder: Path, requests: list[Any]) -> None:
+    (folder / "otel-logs.json").write_bytes(_framed([_zstd(_json(r)) for r in requests]))
+
+
+def _proto(folder: Path, requests: list[Any]) -> None:
+    (folder / "otel-logs.pb").write_bytes(_framed([r.SerializeToString() for r in requests]))
+
+
+def _proto_zstd_per_message(folder: Path, requests: list[Any]) -> None:
+    (folder / "otel-logs.pb").write_bytes(_framed([_zstd(r.SerializeToString()) for r in requests]))
+
+
+def _json_lines_in_a_zstd_stream(folder: Path, requests: list[Any]) -> None:
+    (folder / "otel-logs.json.zst").write_bytes(_zstd(b"\n".join(_json(r) for r in requests) + b"\n"))
+
+
+def _proto_in_a_zstd_stream(folder: Path, requests: list[Any]) -> None:
+    (folder / "otel-logs.pb.zst").write_bytes(_zstd(_framed([r.SerializeToString() for r in requests])))
+
+
+def _s3_layout(folder: Path, requests: list[Any]) -> None:
+    """The S3 exporter: prefix/year=/month=/day=/hour=/minute=/ objects, one request each,
+    otlp_json and otlp_proto marshalers, gzip and not."""
+    for i, request in enumerate(requests):
+        partition = folder / "logs" / "year=2026" / "month=12" / "day=01" / "hour=05" / f"minute=0{i}"
+        partition.mkdir(parents=True)
+        if i % 2:
+            (partition / f"logs_{i}.binpb.gz").write_bytes(gzip.compress(request.SerializeToString()))
+        else:
+            (partition / f"logs_{i}.json").write_bytes(_json(request))
+
+
+def _event_name_as_attribute(folder: Path, requests: list[Any]) -> None:
+    (folder / "otel-logs.json").write_bytes(b"\n".join(_json(r, event_name_attribute=True) for r in requests))
+
+
+FORMATS: dict[str, Writer] = {
+    "file exporter json, rotated": _json_lines_rotated,
+    "file exporter json + zstd (per message)": _json_zstd_per_message,
+    "file exporter proto": _proto,
+    "file exporter proto + zstd (per message)": _proto_zstd_per_message,
+    "file exporter json, native zstd stream": _json_lines_in_a_zstd_stream,
+    "file exporter proto, native zstd stream": _proto_in_a_zstd_stream,
+    "s3 exporter layout, otlp_json and otlp_proto+gzip": _s3_layout,
+    "event.name attribute": _event_name_as_attribute,
+}
+
+
+def _report(folder: Path) -> dict[str, Any]:
+    result = evaluate(folder, EvaluateOptions(period="1d", maturation="0s"))
+    document = to_jsonable(result)
+    return {"groups": document["groups"], "labels": document["labels_matched"]}
+
+
+@pytest.fixture(scope="module")
+def reference(records: list[Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("plain")
+    OtlpJsonFileLogExporter(folder).export(records)
+    report = _report(folder)
+    (group,) = report["groups"]
+    assert group["counts"]["predictions"] == CALLS and report["labels"] == CALLS
+    return report
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_collector_output_evaluates_as_the_plain_folder(
+    name: str, records: list[Any], reference: dict[str, Any], tmp_path: Path
+) -> None:
+    FORMATS[name](tmp_path, _requests(records))
+    (tmp_path / "otel-traces.pb").write_bytes(_framed([b"\x0a\x02\x0a\x00"]))  # not logs: ignored
+    assert _report(tmp_path) == reference
+
+
+def test_a_folder_without_prediction_records_says_so_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unrecognised format used to print an empty report and exit 0."""
+    (tmp_path / "export.bin").write_bytes(b"\x00\x01garbage that is no telemetry")
+    assert main(["evaluate", str(tmp_path), "--quiet"]) == 1
+    assert "no prediction records in" in capsys.readouterr().err
+
+
+def test_labels_that_match_no_prediction_say_so_and_fail(
+    records: list[Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    OtlpJsonFileLogExporter(tmp_path).export([r for r in records if r.log_record.event_name != "ml.outcome"])
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(
+        "".join(json.dumps({"prediction_id": f"other-{i}", "label": 1}) + "\n" for i in range(20))
+    )
+    assert main(["evaluate", str(tmp_path), "--labels", str(labels), "--quiet"]) == 1
+    assert "none of the 20 labels matched a prediction" in capsys.readouterr().err
