@@ -28,7 +28,7 @@ OLDEST_SKIP := test_(prometheus|dashboards|loop_|serving_|otlp_json|otlp_receive
 test-oldest: redis  ## the core suite against the oldest supported OpenTelemetry and pydantic
 	$(PYTHON) -m venv .venv-oldest
 	.venv-oldest/bin/python -m pip install -q --upgrade pip
-	.venv-oldest/bin/python -m pip install -q -e . $(OLDEST) pytest hypothesis grpcio redis pandas httpx
+	.venv-oldest/bin/python -m pip install -q -e . $(OLDEST) pytest hypothesis grpcio redis pandas httpx scikit-learn
 	.venv-oldest/bin/python -m pytest -q $$(ls tests/test_*.py | grep -vE '$(OLDEST_SKIP)')
 
 lint: $(STAMP)
