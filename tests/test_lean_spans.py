@@ -323,3 +323,19 @@ def test_lean_spans_reach_a_collector_as_standard_otlp(protocol: str) -> None:
             assert [e["name"] for e in span["events"]] == ["exception"]
         else:
             assert span["status_code"] == 0 and span["attributes"]["ml.prediction.score"] == x
+
+
+def test_each_runtime_encodes_its_own_resource() -> None:
+    """A runtime built again (``configure()`` with new settings, a forked child) has a resource of
+    its own (a new ``service.instance.id``); its spans' encoding carries that one, never a
+    previous runtime's."""
+    seen = []
+    for _ in range(3):
+        with capture() as c:
+            predict({"x": 0.5})
+            (span,) = c.spans
+        request = ExportTraceServiceRequest.FromString(encode([span]))
+        attributes = {kv.key: kv.value.string_value for kv in request.resource_spans[0].resource.attributes}
+        assert attributes["service.instance.id"] == span.resource.attributes["service.instance.id"]
+        seen.append(attributes["service.instance.id"])
+    assert len(set(seen)) == 3

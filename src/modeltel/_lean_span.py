@@ -239,6 +239,7 @@ class LeanSpans:
     ) -> None:
         self.resource = resource
         self.scope = scope
+        self.encoded_opening: tuple[bytes, bytes] | None = None  # see _export.span_encoding.encode
         self.on_end = on_end
         self.limits = SpanLimits()
         self.max_value_len = self.limits.max_attribute_length

@@ -90,6 +90,7 @@ class _Key:
         return _field(b"\x4a", self.key + _field(b"\x12", value))
 
 
+_MAX_CACHED = 4096  # attribute keys and span names whose encodings are kept
 _keys: dict[str, _Key] = {}
 
 
@@ -100,7 +101,9 @@ def attributes(items: Iterable[tuple[str, Any]]) -> bytes:
     for key, value in items:
         enc = _keys.get(key)
         if enc is None:
-            enc = _keys[key] = _Key(key)
+            enc = _Key(key)
+            if len(_keys) < _MAX_CACHED:  # keys an application makes up per call must not grow it
+                _keys[key] = enc
         kind = type(value)
         if kind is str:
             data = value.encode("utf-8", "surrogatepass")
@@ -125,7 +128,9 @@ _names: dict[str, bytes] = {}
 def _name(name: str) -> bytes:
     found = _names.get(name)
     if found is None:
-        found = _names[name] = _field(b"\x2a", name.encode("utf-8"))
+        found = _field(b"\x2a", name.encode("utf-8"))
+        if len(_names) < _MAX_CACHED:
+            _names[name] = found
     return found
 
 
@@ -207,18 +212,14 @@ def _scope_opening(spans: Sequence[LeanSpan]) -> tuple[bytes, bytes]:
     return resource, scope
 
 
-_openings: dict[tuple[int, int], tuple[bytes, bytes]] = {}
-
-
 def encode(spans: Sequence[LeanSpan]) -> bytes:
     """An ``ExportTraceServiceRequest`` holding ``spans`` (all made by one :class:`LeanSpans`)."""
     if not spans:
         return b""
     owner = spans[0].owner
-    key = (id(owner.resource), id(owner.scope))
-    opening = _openings.get(key)
+    opening = owner.encoded_opening  # kept on the owner: a rebuilt runtime has a resource of its own
     if opening is None:
-        opening = _openings[key] = _scope_opening(spans)
+        opening = owner.encoded_opening = _scope_opening(spans)
     resource, scope = opening
     body = b"".join([_field(b"\x12", span_bytes(s)) for s in spans])
     scope_spans = _field(b"\x12", scope + body)
