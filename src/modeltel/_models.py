@@ -97,8 +97,6 @@ def _sklearn_kinds(model: Any, names: tuple[str, ...]) -> tuple[str, ...]:
         if kind in ("OneHotEncoder", "OrdinalEncoder", "TargetEncoder"):
             for column in _column_names(columns, names):
                 kinds[column] = "str"
-        elif kind == "drop" or transformer == "drop":
-            continue
     return tuple(kinds[n] for n in names)
 
 
@@ -216,6 +214,8 @@ class InstrumentedModel:
             setattr(self, method, call)
 
     def __getattr__(self, name: str) -> Any:
+        if name in ("model", "info") or name.startswith("__"):  # not yet set (copy, unpickling)
+            raise AttributeError(name)
         return getattr(self.model, name)
 
     def __repr__(self) -> str:
