@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test test-oldest lint bench ddtrace-venv redis clean
+.PHONY: demo test test-oldest lint bench bench-loop ddtrace-venv redis clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,9 @@ bench: $(BENCH_STAMP) $(DDTRACE_STAMP) redis  ## overhead tables, the providers 
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/matrix.py --ddtrace-python $(DDTRACE_VENV)/bin/python
 	$(PY) benchmarks/serving.py
+
+bench-loop: $(STAMP)  ## modeltel evaluate at 10M and 100M predictions: wall time and peak memory (~20 min, ~15 GB of disk)
+	$(PY) benchmarks/loop.py
 
 redis:  # what the tests start: redis-server (limits), prometheus + promtool (alert rules), chromium (the report in a browser); root installs them
 	@command -v redis-server >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus chromium >/dev/null; } || echo "redis-server/prometheus/chromium not installed: those tests will be skipped"
