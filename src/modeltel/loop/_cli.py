@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from modeltel.loop._durations import parse_duration, parse_instant
-from modeltel.loop._engine import LoopDependencyError
+from modeltel.loop._engine import DEFAULT_MEMORY_LIMIT, LoopDependencyError
 from modeltel.loop._evaluate import EvaluateOptions, evaluate
 from modeltel.loop._html import render_html
 from modeltel.loop._inventory import inventory_and_skipped
@@ -63,6 +63,11 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     add("--profile", type=Path, help="a reference profile saved with modeltel.loop.save_profile")
     add("--period", type=_duration, default="1d", help="period of the time series (1d)")
     add(
+        "--memory-limit",
+        default=DEFAULT_MEMORY_LIMIT,
+        help=f"the engine's memory before it spills to disk, e.g. 8GB ({DEFAULT_MEMORY_LIMIT})",
+    )
+    add(
         "--period-origin",
         help="instant periods start from (default: Monday 00:00 UTC for whole weeks, else midnight UTC)",
     )
@@ -86,6 +91,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         reference=args.reference,
         period=args.period,
         period_origin=args.period_origin,
+        memory_limit=args.memory_limit,
         by_tenant=args.by_tenant,
         threshold=args.threshold,
         as_of=args.as_of,

@@ -11,7 +11,7 @@ import tempfile
 from types import ModuleType
 from typing import Any
 
-__all__ = ["INSTALL_HINT", "LoopDependencyError", "connect", "require_duckdb"]
+__all__ = ["DEFAULT_MEMORY_LIMIT", "INSTALL_HINT", "LoopDependencyError", "connect", "require_duckdb"]
 
 INSTALL_HINT = "the evaluation loop needs DuckDB: pip install 'modeltel[loop]'"
 
@@ -29,11 +29,18 @@ def require_duckdb() -> ModuleType:
     return duckdb
 
 
-def connect(workdir: str | None = None) -> Any:
-    """A DuckDB connection whose tables spill to a temporary folder, so data may exceed RAM."""
+# DuckDB's own default is 80% of RAM: at 100M predictions that was 19.5 GB here. Past this limit its
+# tables and operators spill to the temporary folder instead.
+DEFAULT_MEMORY_LIMIT = "4GB"
+
+
+def connect(workdir: str | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> Any:
+    """A DuckDB connection whose tables spill to a temporary folder past ``memory_limit`` (a
+    DuckDB size such as ``"4GB"``), so data may exceed RAM and memory stays bounded."""
     duckdb = require_duckdb()
     spill = workdir or tempfile.gettempdir()
-    con = duckdb.connect(config={"temp_directory": os.path.join(spill, "modeltel-duckdb.tmp")})
+    config = {"temp_directory": os.path.join(spill, "modeltel-duckdb.tmp"), "memory_limit": memory_limit}
+    con = duckdb.connect(config=config)
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
     return con

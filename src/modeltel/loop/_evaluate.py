@@ -21,7 +21,7 @@ from modeltel.loop._compare import compare_versions
 from modeltel.loop._cost import cost_latency
 from modeltel.loop._drift import Sample, compare, profile_sample, window_samples
 from modeltel.loop._durations import NS_PER_S, parse_duration, parse_instant
-from modeltel.loop._engine import connect
+from modeltel.loop._engine import DEFAULT_MEMORY_LIMIT, connect
 from modeltel.loop._histogram import score_histogram
 from modeltel.loop._inventory import build_inventory
 from modeltel.loop._join import build_joined, latest_timestamp
@@ -54,6 +54,7 @@ class EvaluateOptions:
     profile: Path | None = None
     features: tuple[str, ...] | None = None
     band_periods: int = 7
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ def evaluate(
     """Evaluate the telemetry in folder ``path`` (see :class:`EvaluateOptions`)."""
     options = options or EvaluateOptions()
     folder, stages = Path(path), Progress(8, enabled=progress)
-    con = connect()
+    con = connect(memory_limit=options.memory_limit)
     with stages("loading telemetry"):
         skipped = load_telemetry(con, folder)
         loaded = sum(load_labels(con, labels) for labels in options.labels)
