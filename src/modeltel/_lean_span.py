@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import random
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
 from typing import Any
@@ -29,6 +28,7 @@ from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
@@ -36,7 +36,6 @@ from opentelemetry.util import types
 _logger = logging.getLogger("modeltel")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET_STATUS = Status(StatusCode.UNSET)
-_LIMIT = (1 << 64) - 1
 
 
 class ConstAttributes(dict[str, Any]):
@@ -130,8 +129,9 @@ class LeanSpan(trace.Span, ReadableSpan):
         Where ``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`` leaves no room for all, the application's are
         dropped (the last set first), never modeltel's: the SDK would drop the oldest, the model's.
         """
-        if self.owner.max_value_len is not None:
-            attributes = dict(BoundedAttributes(None, attributes, max_value_len=self.owner.max_value_len))
+        max_len = self.owner.limits.max_attribute_length
+        if max_len is not None:
+            attributes = dict(BoundedAttributes(None, attributes, max_value_len=max_len))
         if not self.own:
             self.own = attributes
             return
@@ -190,24 +190,8 @@ class LeanSpan(trace.Span, ReadableSpan):
         elif status is not StatusCode.UNSET:
             self._status = Status(status, description)
 
-    def record_exception(
-        self,
-        exception: BaseException,
-        attributes: types.Attributes = None,
-        timestamp: int | None = None,
-        escaped: bool = False,
-    ) -> None:
-        module = type(exception).__module__
-        qualname = type(exception).__qualname__
-        found: dict[str, Any] = {
-            "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
-            "exception.message": str(exception),
-            "exception.stacktrace": "".join(traceback.format_exception(exception)),
-            "exception.escaped": str(escaped),
-        }
-        if attributes:
-            found.update(attributes)
-        self.add_event("exception", found, timestamp)
+    # The SDK's own: it builds the exception.* attributes and calls ``self.add_event``.
+    record_exception = SdkSpan.record_exception
 
     def end(self, end_time: int | None = None) -> None:
         if self._end_time is not None:
@@ -242,7 +226,6 @@ class LeanSpans:
         self.encoded_opening: tuple[bytes, bytes] | None = None  # see _export.span_encoding.encode
         self.on_end = on_end
         self.limits = SpanLimits()
-        self.max_value_len = self.limits.max_attribute_length
         self._processors = processors
         self.begin = self._starter(parent_based, bound)
 
@@ -259,7 +242,7 @@ class LeanSpans:
         )
 
     def _starter(self, parent_based: bool, bound: int) -> Callable[[str, ConstAttributes], LeanSpan | None]:
-        from modeltel._sampling import _current_span_getter
+        from modeltel._sampling import _current_span_getter, decide
 
         current_span = _current_span_getter()
         getrandbits = random.getrandbits
@@ -268,26 +251,18 @@ class LeanSpans:
         empty_state = trace.DEFAULT_TRACE_STATE
 
         def begin(name: str, const: ConstAttributes) -> LeanSpan | None:
-            parent = None
-            found = current_span()
-            if found is not None and isinstance(found, trace.Span):
-                parent = found.get_span_context()
-                if not parent.is_valid:
-                    parent = None
-            if parent is not None:
-                keep = parent.trace_flags.sampled if parent_based else (parent.trace_id & _LIMIT) < bound
-                if not keep:
-                    return None
-                trace_id, state = parent.trace_id, parent.trace_state
-            else:
-                trace_id = getrandbits(128) or 1
-                if bound <= _LIMIT and (trace_id & _LIMIT) >= bound:
-                    return None
-                state = empty_state
+            kept = decide(current_span(), parent_based, bound, getrandbits)
+            if kept is None:
+                return None
+            trace_id, parent = kept
             span: LeanSpan = new(LeanSpan)
-            span._context = SpanContext(trace_id, getrandbits(64) or 1, False, _SAMPLED, state)
-            if parent is not None:
+            if parent is None:
+                state = empty_state
+                trace_id = trace_id or getrandbits(128) or 1
+            else:
+                state = parent.trace_state
                 span._parent = parent
+            span._context = SpanContext(trace_id, getrandbits(64) or 1, False, _SAMPLED, state)
             span._name = name
             span._start_time = time_ns()
             span._resource = resource

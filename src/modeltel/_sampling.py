@@ -194,27 +194,37 @@ def unsampled_parent(bound: int) -> Callable[[], object]:
     return attach
 
 
+def decide(
+    found: object, parent_based: bool, bound: int, getrandbits: Callable[[int], int] = random.getrandbits
+) -> tuple[int, trace.SpanContext | None] | None:
+    """The sampler's decision for a call whose current span is ``found`` (or None): None where it
+    drops the call, else ``(trace_id, parent)``. Under a valid parent, its trace id and itself
+    (parent-based samplers follow its sampled flag, others test its trace id); for a root, a
+    fresh trace id the sampler keeps (``trace_id & (2**64 - 1) < bound``), or 0 where it keeps
+    every root and none was drawn. The one rule both the SDK path's gate and lean spans apply."""
+    if found is not None and isinstance(found, trace.Span):
+        parent = found.get_span_context()
+        if parent.is_valid:
+            keep = parent.trace_flags.sampled if parent_based else (parent.trace_id & _LIMIT) < bound
+            return (parent.trace_id, parent) if keep else None
+    if bound > _LIMIT:
+        return 0, None
+    trace_id = getrandbits(128) or 1
+    return (trace_id, None) if (trace_id & _LIMIT) < bound else None
+
+
 def gate_for(parent_based: bool, bound: int, ids: PresetIdGenerator) -> Gate:
-    """The gate of a sampler: ``admit()`` is True when it would keep the call (parent-based
-    samplers follow a valid parent's sampled flag, others and roots test
-    ``trace_id & (2**64 - 1) < bound``), and presets on ``ids`` a root trace id it keeps."""
-    getrandbits = random.getrandbits
+    """The gate of a sampler: ``admit()`` is True when it would keep the call (see :func:`decide`),
+    and presets on ``ids`` the root trace id it drew, so the SDK's span carries that very id."""
     get_current_span = _current_span_getter()
 
     def should_start() -> bool:
-        span = get_current_span()
-        if span is not None and isinstance(span, trace.Span):
-            parent = span.get_span_context()
-            if parent.is_valid:
-                if parent_based:
-                    return bool(parent.trace_flags.sampled)
-                return (parent.trace_id & _LIMIT) < bound
-        if bound > _LIMIT:
-            return True
-        trace_id = getrandbits(128) or 1
-        if (trace_id & _LIMIT) < bound:
+        kept = decide(get_current_span(), parent_based, bound)
+        if kept is None:
+            return False
+        trace_id, parent = kept
+        if parent is None and trace_id:
             ids.preset(trace_id)
-            return True
-        return False
+        return True
 
     return Gate(should_start, unsampled_parent(bound), parent_based, bound)
