@@ -129,17 +129,16 @@ _NUMERIC_TARGETS = frozenset({"latency_budget_ms", "cost_per_1k_target"})
 
 def _target(key: str, value: Any) -> Any:
     """A truth-table value as declared: a number for the two targets, text for the rest."""
-    if value is None:
-        return None
     numeric = key in _NUMERIC_TARGETS
-    if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+    if numeric:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if value is not None and not ok:
         from modeltel._errors import ConfigurationError
 
-        raise ConfigurationError(f"instrument(): {key}={value!r}: expected a number")
-    if not numeric and not isinstance(value, str):
-        from modeltel._errors import ConfigurationError
-
-        raise ConfigurationError(f"instrument(): {key}={value!r}: expected text (a str)")
+        expected = "a number" if numeric else "text (a str)"
+        raise ConfigurationError(f"instrument(): {key}={value!r}: expected {expected}")
     return value
 
 

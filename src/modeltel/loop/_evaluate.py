@@ -26,17 +26,21 @@ from modeltel.loop._histogram import score_histogram
 from modeltel.loop._inventory import build_inventory
 from modeltel.loop._join import build_joined, latest_timestamp
 from modeltel.loop._load import load_labels, load_telemetry
-from modeltel.loop._metrics import Key, classification, counts, regression
+from modeltel.loop._metrics import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    Key,
+    classification,
+    counts,
+    regression,
+)
 from modeltel.loop._operational import operational, violation_totals
 from modeltel.loop._periods import add_periods, apply_bands, check_estimates, run_backtest
 from modeltel.loop._profile import load_profile
 from modeltel.loop._progress import Progress
 from modeltel.loop._result import Evaluation, GroupReport
 
-__all__ = ["CLASSIFICATION_METRICS", "REGRESSION_METRICS", "EvaluateOptions", "evaluate"]
-
-CLASSIFICATION_METRICS: Final = ("roc_auc", "log_loss", "brier", "ece", "precision", "recall", "f1")
-REGRESSION_METRICS: Final = ("mae", "rmse", "r2")
+__all__ = ["EvaluateOptions", "evaluate"]
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ import numpy as np
 
 __all__ = [
     "CALIBRATION_BINS",
+    "CLASSIFICATION_METRICS",
+    "REGRESSION_METRICS",
     "Classification",
     "Counts",
     "Key",
@@ -72,6 +74,11 @@ class ReliabilityBin:
     count: int
     mean_score: float
     positive_rate: float
+
+
+# The quality metrics each task reports, by their field names below.
+CLASSIFICATION_METRICS: Final = ("roc_auc", "log_loss", "brier", "ece", "precision", "recall", "f1")
+REGRESSION_METRICS: Final = ("mae", "rmse", "r2")
 
 
 @dataclass(frozen=True)

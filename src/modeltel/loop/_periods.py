@@ -15,7 +15,14 @@ from modeltel.loop._cost import cost_latency
 from modeltel.loop._drift import NOT_ENOUGH_DATA, Sample, compare, score_samples, window_samples
 from modeltel.loop._durations import format_instant
 from modeltel.loop._estimate import ESTIMABLE, MAX_REFERENCE_ECE, estimate, gap_is_large
-from modeltel.loop._metrics import Key, classification, counts, regression
+from modeltel.loop._metrics import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    Key,
+    classification,
+    counts,
+    regression,
+)
 from modeltel.loop._operational import operational
 from modeltel.loop._result import GroupReport, PeriodPoint
 from modeltel.loop._stats import trailing_band
@@ -41,20 +48,6 @@ def _mean_scores(con: Any, keys: Sequence[str]) -> dict[Key, float | None]:
     return {tuple(r[:-1]): r[-1] for r in rows}
 
 
-_METRIC_FIELDS: Final = (
-    "roc_auc",
-    "log_loss",
-    "brier",
-    "ece",
-    "precision",
-    "recall",
-    "f1",
-    "mae",
-    "rmse",
-    "r2",
-)
-
-
 def _quality(
     con: Any, keys: Sequence[str], groups: dict[Key, GroupReport], threshold: float
 ) -> dict[Key, tuple[float | None, dict[str, float | None]]]:
@@ -69,7 +62,11 @@ def _quality(
     result: dict[Key, tuple[float | None, dict[str, float | None]]] = {}
     for key, metrics in found.items():
         metric = groups[key[:-1]].primary_metric if key[:-1] in groups else None
-        every = {f: getattr(metrics, f) for f in _METRIC_FIELDS if hasattr(metrics, f)}
+        every = {
+            f: getattr(metrics, f)
+            for f in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+            if hasattr(metrics, f)
+        }
         value = every.get(metric or "")
         result[key] = (value if isinstance(value, float) else None, every)
     return result
