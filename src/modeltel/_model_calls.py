@@ -40,7 +40,6 @@ def instrumented_methods(
     model: Any, info: ModelInfo, name: str, version: str, contract: Any, options: dict[str, Any]
 ) -> dict[str, Callable[..., Any]]:
     """One instrumented callable per predict method ``info`` lists."""
-    targets = {**info.attributes, **options.pop("_targets", {})}
     settings = {
         "model": name,
         "version": version,
@@ -49,8 +48,8 @@ def instrumented_methods(
         "columns": list(info.names),
     }
     settings.update(options)
-    if targets:
-        settings["_extra_targets"] = targets
+    if info.attributes:  # what the registry told (an MLflow run id): ml.model.* attributes too
+        settings["_extra_targets"] = dict(info.attributes)
     if info.family == "onnxruntime":
         return {"run": _onnx_run(model, info, settings)}
     return {method: _method(model, info, method, settings) for method in info.methods}
