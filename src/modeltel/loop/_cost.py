@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from modeltel.loop._dialect import dialect, finite
 from modeltel.loop._metrics import Key
 
 __all__ = ["CostLatency", "cost_latency", "declared_targets"]
@@ -64,9 +65,9 @@ def cost_latency(
 ) -> dict[Key, CostLatency]:
     """Cost and latency per group of ``table`` (``keys`` must start with model, version)."""
     k = ", ".join(keys)
+    latency = dialect(con).quantile_list("duration_s", (0.5, 0.95, 0.99))
     rows = con.execute(f"""
-        SELECT {k}, count(*), sum(cost),
-               quantile_cont(duration_s, [0.5, 0.95, 0.99]) FILTER (WHERE isfinite(duration_s))
+        SELECT {k}, count(*), sum(cost), {latency} FILTER (WHERE {finite("duration_s")})
         FROM {table} WHERE {where} GROUP BY ALL
     """).fetchall()
     targets = declared_targets(con)

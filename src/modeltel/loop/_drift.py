@@ -28,6 +28,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
+from modeltel.loop._dialect import Dialect, dialect, finite
 from modeltel.loop._metrics import Key
 from modeltel.loop._profile import Profile
 from modeltel.loop._significance import benjamini_hochberg, chi2_homogeneity, ks_pvalue, total_variation
@@ -88,13 +89,14 @@ class DriftSignal:
     state: str = STABLE
 
 
-def _sampled(source: str, keys: Sequence[str], window: str, cap: int) -> str:
+def _sampled(sql: Dialect, source: str, keys: Sequence[str], window: str, cap: int) -> str:
     k = ", ".join(keys)
+    chosen = sql.unit_hash("coalesce(w.prediction_id, CAST(w.ts AS STRING))")
     return f"""
         WITH w AS (SELECT *, {window} AS win FROM ({source}) WHERE {window} IS NOT NULL),
         sizes AS (SELECT {k}, win, count(*) AS size FROM w GROUP BY ALL)
         SELECT w.* FROM w JOIN sizes USING ({k}, win)
-        WHERE CAST(hash(w.prediction_id) AS DOUBLE) / 18446744073709551616.0 < {cap} / size
+        WHERE size <= {cap} OR {chosen} < {cap} / size
     """
 
 
@@ -106,10 +108,10 @@ def window_samples(
     samples: dict[tuple[Key, str], Sample] = {}
     for (key, win), values in score_samples(con, keys, window, cap).items():
         samples.setdefault((key, win), Sample()).numeric[SCORE] = values
-    features = _sampled("SELECT * FROM feature_values", [*keys, "feature"], window, cap)
+    features = _sampled(dialect(con), "SELECT * FROM feature_values", [*keys, "feature"], window, cap)
     query = f"""
-        SELECT {k}, win, feature, list(num) FILTER (WHERE num IS NOT NULL),
-               list(str) FILTER (WHERE num IS NULL AND str IS NOT NULL)
+        SELECT {k}, win, feature, array_agg(num) FILTER (WHERE num IS NOT NULL),
+               array_agg(str) FILTER (WHERE num IS NULL AND str IS NOT NULL)
         FROM ({features}) GROUP BY ALL
     """
     for row in con.execute(query).fetchall():
@@ -127,11 +129,10 @@ def score_samples(
 ) -> dict[tuple[Key, str], NDArray[np.float64]]:
     """Finite scores per (group key, window name), at most ``cap`` each (chosen as above)."""
     k = ", ".join(keys)
-    scores = _sampled(
-        f"SELECT {k}, ts, prediction_id, score FROM joined WHERE isfinite(score)", keys, window, cap
-    )
+    source = f"SELECT {k}, ts, prediction_id, score FROM joined WHERE {finite('score')}"
+    scores = _sampled(dialect(con), source, keys, window, cap)
     found: dict[tuple[Key, str], NDArray[np.float64]] = {}
-    for row in con.execute(f"SELECT {k}, win, list(score) FROM ({scores}) GROUP BY ALL").fetchall():
+    for row in con.execute(f"SELECT {k}, win, array_agg(score) FROM ({scores}) GROUP BY ALL").fetchall():
         key, win, values = tuple(row[: len(keys)]), row[len(keys)], row[-1]
         found[(key, win)] = np.asarray(values, dtype=np.float64)
     return found

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from modeltel.loop._dialect import dialect
+
 __all__ = ["build_joined", "latest_timestamp"]
 
 _NO_AT = -(2**63) + 1
@@ -40,34 +42,37 @@ def build_joined(con: Any, *, as_of: int, maturation: int, period: int, origin: 
     Adds ``matured`` (bool), ``period`` (``(ts - origin) // period``: periods counted from
     ``origin``), ``label_num`` / ``label_str``
     (NULL when unlabelled). Outcomes are reduced to one per key before the join, so the large
-    side (predictions) is only probed, never grouped.
+    side (predictions) is only probed, never grouped. The three candidate labels (by id, by hash
+    and model, by hash alone) come from disjoint outcomes, so their ranks never tie.
     """
-    rank = f"(coalesce(at_ns, {_NO_AT}), seq)"
+    sql = dialect(con)
+    rank = sql.pair(f"coalesce(at_ns, {_NO_AT})", "seq")
+    reduced = f"max({rank}) AS r, max_by(label_num, {rank}) AS n, max_by(label_str, {rank}) AS s"
+    period_of = sql.div(f"p.ts - {origin}", period)
     con.execute(f"""
         CREATE OR REPLACE TABLE joined AS
         WITH known AS (
             SELECT * FROM outcomes WHERE at_ns IS NULL OR at_ns < {as_of}
         ), by_id AS (
-            SELECT prediction_id, max({rank}) AS r,
-                   arg_max({{'n': label_num, 's': label_str}}, {rank}) AS label
+            SELECT prediction_id, {reduced}
             FROM known WHERE prediction_id IS NOT NULL GROUP BY prediction_id
         ), by_hash AS (
-            SELECT payload_hash, model, max({rank}) AS r,
-                   arg_max({{'n': label_num, 's': label_str}}, {rank}) AS label
+            SELECT payload_hash, model, {reduced}
             FROM known WHERE prediction_id IS NULL AND payload_hash IS NOT NULL GROUP BY payload_hash, model
-        ), candidates AS (
-            SELECT p.*, list_sort(list_filter([i.r, hm.r, ha.r], lambda x: x IS NOT NULL), 'DESC')[1] AS best,
-                   i.r AS ri, i.label AS li, hm.r AS rm, hm.label AS lm, ha.label AS la
-            FROM predictions p
-            LEFT JOIN by_id i ON i.prediction_id = p.prediction_id
-            LEFT JOIN by_hash hm ON hm.payload_hash = p.payload_hash AND hm.model = p.model
-            LEFT JOIN by_hash ha ON ha.payload_hash = p.payload_hash AND ha.model IS NULL
-            WHERE p.ts < {as_of}
         )
-        SELECT * EXCLUDE (best, ri, li, rm, lm, la, label),
-               ts + {maturation} <= {as_of} AS matured, (ts - {origin}) // {period} AS period,
-               label.n AS label_num, label.s AS label_str
-        FROM (SELECT *, CASE WHEN best IS NULL THEN NULL WHEN best = ri THEN li WHEN best = rm THEN lm
-                             ELSE la END AS label
-              FROM candidates)
+        SELECT p.*, p.ts + {maturation} <= {as_of} AS matured, {period_of} AS period,
+               {_pick("n")} AS label_num, {_pick("s")} AS label_str
+        FROM predictions p
+        LEFT JOIN by_id i ON i.prediction_id = p.prediction_id
+        LEFT JOIN by_hash hm ON hm.payload_hash = p.payload_hash AND hm.model = p.model
+        LEFT JOIN by_hash ha ON ha.payload_hash = p.payload_hash AND ha.model IS NULL
+        WHERE p.ts < {as_of}
     """)
+
+
+def _pick(column: str) -> str:
+    """The candidate label with the highest rank (by id first on a tie, then by hash and model)."""
+    return (
+        f"CASE WHEN i.r >= coalesce(hm.r, i.r) AND i.r >= coalesce(ha.r, i.r) THEN i.{column} "
+        f"WHEN hm.r >= coalesce(ha.r, hm.r) THEN hm.{column} ELSE ha.{column} END"
+    )

@@ -23,6 +23,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from modeltel.loop._dialect import finite
+
 __all__ = [
     "CALIBRATION_BINS",
     "CLASSIFICATION_METRICS",
@@ -40,7 +42,7 @@ __all__ = [
 Key = tuple[Any, ...]
 CALIBRATION_BINS: Final = 10
 _EPS: Final = float(np.finfo(np.float64).eps)
-_EVALUABLE: Final = "matured AND label_num IS NOT NULL AND isfinite(score)"
+_EVALUABLE: Final = f"matured AND label_num IS NOT NULL AND {finite('score')}"
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def counts(con: Any, keys: Sequence[str]) -> dict[Key, Counts]:
     rows = con.execute(f"""
         SELECT {_select_keys(keys)}, count(*), count(*) FILTER (WHERE matured),
                count(*) FILTER (WHERE matured AND label_str IS NOT NULL),
-               count(*) FILTER (WHERE matured AND label_str IS NOT NULL AND NOT isfinite(score)),
+               count(*) FILTER (WHERE matured AND label_str IS NOT NULL AND NOT {finite("score")}),
                count(*) FILTER (WHERE matured AND label_str IS NOT NULL AND score IS NULL),
                count(*) FILTER (WHERE outcome = 'error')
         FROM joined GROUP BY ALL
@@ -156,7 +158,7 @@ def classification(
     base = con.execute(f"""
         SELECT {k}, count(*), avg(label_num), avg(score),
                -avg(label_num * ln({clip_p}) + (1 - label_num) * ln({clip_q})),
-               avg((score - label_num) ^ 2),
+               avg(power(score - label_num, 2)),
                count(*) FILTER (WHERE score >= {threshold!r} AND label_num = 1),
                count(*) FILTER (WHERE score >= {threshold!r} AND label_num = 0),
                count(*) FILTER (WHERE score < {threshold!r} AND label_num = 1)
@@ -203,8 +205,8 @@ def _roc_auc(con: Any, keys: Sequence[str], where: str) -> dict[Key, float | Non
                                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS below
             FROM by_score
         )
-        SELECT {k}, CAST(2 * sum(pos * below) + sum(pos * neg) AS HUGEINT),
-               CAST(2 * sum(pos) * sum(neg) AS HUGEINT)
+        SELECT {k}, CAST(2 * sum(pos * below) + sum(pos * neg) AS DECIMAL(38, 0)),
+               CAST(2 * sum(pos) * sum(neg) AS DECIMAL(38, 0))
         FROM ranked GROUP BY ALL
     """).fetchall()
     result: dict[Key, float | None] = {}
@@ -233,8 +235,8 @@ def regression(
 ) -> dict[Key, Regression]:
     """MAE, RMSE and R2 per group for the given models (numeric labels), rows matching ``where``."""
     rows = con.execute(f"""
-        SELECT {_select_keys(keys)}, count(*), avg(abs(score - label_num)), avg((score - label_num) ^ 2),
-               sum((label_num - score) ^ 2), var_pop(label_num) * count(*)
+        SELECT {_select_keys(keys)}, count(*), avg(abs(score - label_num)), avg(power(score - label_num, 2)),
+               sum(power(label_num - score, 2)), var_pop(label_num) * count(*)
         FROM joined WHERE {_EVALUABLE} AND {_models_filter(models)} AND ({where}) GROUP BY ALL
     """).fetchall()
     result: dict[Key, Regression] = {}

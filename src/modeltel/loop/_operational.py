@@ -21,6 +21,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from modeltel import _names as n
 from modeltel._export.otlp_flat import flat_metrics, latest_points
 from modeltel._export.otlp_json import METRICS_FILE, _read_file
+from modeltel.loop._dialect import dialect
 from modeltel.loop._metrics import Key
 
 __all__ = ["Operational", "WindowHealth", "operational", "violation_totals"]
@@ -66,7 +67,7 @@ def operational(con: Any, keys: Sequence[str], window: str) -> dict[Key, Operati
     sizes = f"SELECT {k}, win, count(*) FROM ({per_record}) GROUP BY ALL"
     for row in con.execute(sizes).fetchall():
         records[(tuple(row[:width]), row[width])] = int(row[width + 1])
-    kinds = f"SELECT {k}, win, unnest(violations) AS v FROM ({per_record})"
+    kinds = f"SELECT {k}, win, {dialect(con).explode('violations')} AS v FROM ({per_record})"
     for row in con.execute(f"SELECT {k}, win, v, count(*) FROM ({kinds}) GROUP BY ALL").fetchall():
         violations.setdefault((tuple(row[:width]), row[width]), {})[row[width + 1]] = int(row[width + 2])
     result: dict[Key, Operational] = {}

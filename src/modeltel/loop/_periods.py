@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from modeltel.loop._backtest import backtest
 from modeltel.loop._cost import cost_latency
+from modeltel.loop._dialect import dialect, finite
 from modeltel.loop._drift import NOT_ENOUGH_DATA, Sample, compare, score_samples, window_samples
 from modeltel.loop._durations import format_instant
 from modeltel.loop._estimate import ESTIMABLE, MAX_REFERENCE_ECE, estimate, gap_is_large
@@ -43,7 +44,7 @@ BANDED: Final = (
 def _mean_scores(con: Any, keys: Sequence[str]) -> dict[Key, float | None]:
     k = ", ".join(keys)
     rows = con.execute(
-        f"SELECT {k}, avg(score) FILTER (WHERE isfinite(score)) FROM joined GROUP BY ALL"
+        f"SELECT {k}, avg(score) FILTER (WHERE {finite('score')}) FROM joined GROUP BY ALL"
     ).fetchall()
     return {tuple(r[:-1]): r[-1] for r in rows}
 
@@ -89,7 +90,7 @@ def add_periods(
     quality = _quality(con, by_period, groups, threshold)
     scores = _mean_scores(con, by_period)
     costs = cost_latency(con, by_period)
-    index = f"CAST((ts - {origin}) // {period} AS VARCHAR)"
+    index = f"CAST({dialect(con).div(f'ts - {origin}', period)} AS STRING)"
     window = f"CASE WHEN ts >= {drift_from} THEN {index} END"
     samples = window_samples(con, keys, window)
     every_period = score_samples(con, keys, index)
