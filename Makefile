@@ -65,8 +65,8 @@ bench: $(BENCH_STAMP) $(DDTRACE_STAMP) redis  ## overhead tables, the providers 
 bench-loop: $(STAMP)  ## modeltel evaluate at 10M and 100M predictions: wall time and peak memory (~20 min, ~15 GB of disk)
 	$(PY) benchmarks/loop.py
 
-redis:  # what the tests start: redis-server (limits), prometheus + promtool (alert rules), chromium (the report in a browser); root installs them
-	@command -v redis-server >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus chromium >/dev/null; } || echo "redis-server/prometheus/chromium not installed: those tests will be skipped"
+redis:  # what the tests start: redis-server (limits), prometheus + promtool (alert rules), chromium (the report in a browser), java (a local Spark); root installs them
+	@command -v redis-server >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 && command -v java >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus chromium openjdk-17-jre-headless >/dev/null; } || echo "redis-server/prometheus/chromium/java not installed: those tests will be skipped"
 
 clean:
 	rm -rf $(VENV) .venv-oldest $(DDTRACE_VENV) .pytest_cache .mypy_cache .ruff_cache telemetry

@@ -17,7 +17,14 @@ from pathlib import Path
 from modeltel._version import __version__
 from modeltel.cli.demo import DEFAULT_CALLS, run_demo
 from modeltel.cli.summary import TOP_TENANTS, format_summary, summarize
-from modeltel.loop._cli import evaluate_arguments, inventory_arguments, run_evaluate, run_inventory
+from modeltel.loop._cli import (
+    evaluate_arguments,
+    inventory_arguments,
+    run_evaluate,
+    run_inventory,
+    run_tables,
+    tables_arguments,
+)
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -209,6 +216,11 @@ COMMANDS: dict[str, Command] = {
         "list every model seen with its truth table, missing answers and missed targets",
         inventory_arguments,
         run_inventory,
+    ),
+    "tables": Command(
+        "write the four tables evaluate reads as Parquet, for Spark or a lake (load telemetry once)",
+        tables_arguments,
+        run_tables,
     ),
 }
 

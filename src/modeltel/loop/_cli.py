@@ -13,13 +13,21 @@ from pathlib import Path
 
 from modeltel.loop._durations import parse_duration, parse_instant
 from modeltel.loop._engine import DEFAULT_MEMORY_LIMIT, LoopDependencyError
-from modeltel.loop._evaluate import EvaluateOptions, evaluate
+from modeltel.loop._evaluate import ENGINES, EvaluateOptions, evaluate
 from modeltel.loop._html import render_html
 from modeltel.loop._inventory import inventory_and_skipped
 from modeltel.loop._result import Evaluation, to_jsonable
+from modeltel.loop._tables import land_tables
 from modeltel.loop._text import format_evaluation, format_inventory
 
-__all__ = ["evaluate_arguments", "inventory_arguments", "run_evaluate", "run_inventory"]
+__all__ = [
+    "evaluate_arguments",
+    "inventory_arguments",
+    "run_evaluate",
+    "run_inventory",
+    "run_tables",
+    "tables_arguments",
+]
 
 USAGE_ERROR = 2
 NOTHING_TO_EVALUATE = 1
@@ -56,7 +64,11 @@ def _instant(text: str) -> str:
 def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``modeltel evaluate``'s arguments to ``parser``."""
     add = parser.add_argument
-    add("path", help="folder of OTLP-JSON telemetry (logs*.jsonl) and/or predictions*.parquet")
+    add(
+        "path",
+        help="folder of telemetry (logs*.jsonl, a Collector's output, predictions*.parquet), or a tables "
+        "folder written by modeltel tables (with --engine spark: any URL Spark reads)",
+    )
     add("--labels", action="append", type=Path, default=[], help="CSV/Parquet/JSON outcomes (repeatable)")
     add("--maturation", type=_duration, default="7d", help="wait this long before scoring a prediction (7d)")
     add("--reference", type=_reference, default="30d", help="first N of the data, or START/END (30d)")
@@ -71,6 +83,8 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
         "--period-origin",
         help="instant periods start from (default: Monday 00:00 UTC for whole weeks, else midnight UTC)",
     )
+    add("--engine", choices=ENGINES, default="duckdb", help="run the queries on DuckDB or on Spark (duckdb)")
+    add("--spark-master", default="local[*]", help="Spark master URL for --engine spark (local[*])")
     add("--by-tenant", action="store_true", help="evaluate each tenant separately")
     add("--threshold", type=float, default=0.5, help="decision threshold for precision/recall/F1 (0.5)")
     add("--feature", action="append", dest="features", help="only drift these features (repeatable)")
@@ -82,10 +96,12 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run ``modeltel evaluate``; returns the exit code."""
-    if not Path(args.path).is_dir():
+    if not Path(args.path).is_dir() and not (args.engine == "spark" and "://" in args.path):
         print(f"modeltel evaluate: {args.path} is not a folder", file=sys.stderr)
         return USAGE_ERROR
     options = EvaluateOptions(
+        engine=args.engine,
+        spark_master=args.spark_master,
         labels=tuple(args.labels),
         maturation=args.maturation,
         reference=args.reference,
@@ -168,3 +184,32 @@ def run_inventory(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps(to_jsonable(entries), indent=2), encoding="utf-8")
     return 1 if any(e.missing or e.missed for e in entries) else 0
+
+
+def tables_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``modeltel tables``' arguments to ``parser``."""
+    parser.add_argument("path", help="folder of telemetry, as modeltel evaluate reads it")
+    parser.add_argument(
+        "out", type=Path, help="folder to write predictions/, outcomes/, model_info/, feature_values/"
+    )
+    parser.add_argument("--labels", action="append", type=Path, default=[], help="CSV/Parquet/JSON outcomes")
+    parser.add_argument(
+        "--memory-limit", default=DEFAULT_MEMORY_LIMIT, help="DuckDB's memory before it spills"
+    )
+
+
+def run_tables(args: argparse.Namespace) -> int:
+    """Run ``modeltel tables``: load a telemetry folder once, write its four tables as Parquet."""
+    if not Path(args.path).is_dir():
+        print(f"modeltel tables: {args.path} is not a folder", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        counts = land_tables(Path(args.path), args.out, tuple(args.labels), args.memory_limit)
+    except (LoopDependencyError, ValueError) as exc:
+        print(f"modeltel tables: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    if not counts["predictions"]:
+        print(f"modeltel tables: no prediction records in {args.path}", file=sys.stderr)
+        return NOTHING_TO_EVALUATE
+    print(", ".join(f"{name} {count:,}" for name, count in counts.items()) + f" -> {args.out}")
+    return 0

@@ -12,6 +12,7 @@ reference.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,12 @@ from modeltel.loop._periods import add_periods, apply_bands, check_estimates, ru
 from modeltel.loop._profile import load_profile
 from modeltel.loop._progress import Progress
 from modeltel.loop._result import Evaluation, GroupReport
+from modeltel.loop._spark import SparkConnection, spark_session
+from modeltel.loop._tables import is_tables_folder, read_tables, save_tables
 
-__all__ = ["EvaluateOptions", "evaluate"]
+__all__ = ["ENGINES", "EvaluateOptions", "evaluate"]
+
+ENGINES: Final = ("duckdb", "spark")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class EvaluateOptions:
     features: tuple[str, ...] | None = None
     band_periods: int = 7
     memory_limit: str = DEFAULT_MEMORY_LIMIT
+    engine: str = "duckdb"
+    spark_master: str = "local[*]"
 
 
 @dataclass(frozen=True)
@@ -193,16 +200,47 @@ def _operational(
         report.operational = ops
 
 
+def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, dict[str, int], int]:
+    """The engine's connection with the four tables loaded; lines skipped; outcomes loaded."""
+    if options.engine not in ENGINES:
+        raise ValueError(f"engine {options.engine!r}: expected one of {', '.join(ENGINES)}")
+    if options.engine == "spark" and is_tables_folder(path):
+        if options.labels:
+            raise ValueError(
+                f"{path}: a tables folder carries its labels in outcomes/ (modeltel tables --labels)"
+            )
+        return (
+            SparkConnection(spark or spark_session(options.spark_master, options.memory_limit), str(path)),
+            {},
+            0,
+        )
+    con = connect(memory_limit=options.memory_limit)
+    if is_tables_folder(path):
+        read_tables(con, path)
+        skipped: dict[str, int] = {}
+    else:
+        skipped = load_telemetry(con, Path(path))
+    loaded = sum(load_labels(con, labels) for labels in options.labels)
+    if options.engine == "duckdb":
+        return con, skipped, loaded
+    # Spark reads what one machine loaded, landed as Parquet in a scratch folder.
+    scratch = tempfile.mkdtemp(prefix="modeltel-tables-")
+    save_tables(con, scratch)
+    con.close()
+    session = spark or spark_session(options.spark_master, options.memory_limit)
+    return SparkConnection(session, scratch, remove_on_close=True), skipped, loaded
+
+
 def evaluate(
-    path: str | Path, options: EvaluateOptions | None = None, *, progress: bool = False
+    path: str | Path, options: EvaluateOptions | None = None, *, progress: bool = False, spark: Any = None
 ) -> Evaluation:
-    """Evaluate the telemetry in folder ``path`` (see :class:`EvaluateOptions`)."""
+    """Evaluate the telemetry in folder ``path``, or the tables folder (or URL) ``path``
+    (see :class:`EvaluateOptions`). With ``engine="spark"`` the queries run on SparkSession
+    ``spark`` (default: the active one, or a new one on ``options.spark_master``)."""
     options = options or EvaluateOptions()
     folder, stages = Path(path), Progress(8, enabled=progress)
-    con = connect(memory_limit=options.memory_limit)
     with stages("loading telemetry"):
-        skipped = load_telemetry(con, folder)
-        loaded = sum(load_labels(con, labels) for labels in options.labels)
+        con, skipped, loaded = _load(path, options, spark)
     period, maturation = parse_duration(options.period), parse_duration(options.maturation)
     origin = period_origin(options, period)
     as_of = parse_instant(options.as_of) if options.as_of else (latest_timestamp(con) or -1) + 1

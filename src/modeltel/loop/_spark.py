@@ -1,0 +1,132 @@
+"""Apache Spark as the loop's engine: the same queries as on DuckDB, run by a SparkSession.
+
+:class:`SparkConnection` answers the one call every stage makes, ``con.execute(sql,
+params).fetchall()``, so the join, the metrics, drift, cost and periods run unchanged; where the
+two SQL dialects differ the queries ask :mod:`modeltel.loop._dialect`. ``CREATE OR REPLACE
+TABLE t AS q`` (the joined table) becomes a persisted temporary view. The session sees the four
+tables of :mod:`modeltel.loop._tables` as temporary views of the same names, dropped again by
+:meth:`SparkConnection.close`.
+
+pyspark is imported only here, and only when ``--engine spark`` runs (``modeltel[spark]``; Spark
+needs Java 17 or newer).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any, Final
+
+from modeltel.loop._dialect import SPARK
+from modeltel.loop._engine import LoopDependencyError
+from modeltel.loop._tables import TABLES
+
+__all__ = ["SPARK_HINT", "SparkConnection", "require_pyspark", "spark_memory", "spark_session"]
+
+SPARK_HINT: Final = "--engine spark needs pyspark and Java 17 or newer: pip install 'modeltel[spark]'"
+_CREATE: Final = re.compile(r"\s*CREATE OR REPLACE TABLE (\w+) AS\s(.*)", re.DOTALL)
+_SIZE: Final = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", re.IGNORECASE)
+
+
+def require_pyspark() -> ModuleType:
+    """Import pyspark, or raise :class:`LoopDependencyError` with the install hint."""
+    try:
+        import pyspark
+        import pyspark.sql
+    except ImportError as exc:
+        raise LoopDependencyError(SPARK_HINT) from exc
+    return pyspark
+
+
+def spark_memory(limit: str) -> str:
+    """A DuckDB-style size (``4GB``, ``512MB``) as a JVM size in MiB (``4096m``)."""
+    match = _SIZE.fullmatch(limit)
+    if match is None:
+        raise ValueError(f"memory limit {limit!r}: expected a size such as 4GB or 512MB")
+    number, unit = float(match.group(1)), match.group(2).upper()
+    mib = number * {"": 2**-20, "K": 2**-10, "M": 1, "G": 2**10, "T": 2**20}[unit]
+    return f"{max(1, int(mib))}m"
+
+
+def spark_session(master: str, memory_limit: str) -> Any:
+    """A SparkSession on ``master`` (``local[*]``: this machine's cores), the driver's memory
+    ``memory_limit``; the active session instead when there is one (its settings stay)."""
+    require_pyspark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = (
+        SparkSession.builder.appName("modeltel evaluate")
+        .master(master)
+        .config("spark.driver.memory", spark_memory(memory_limit))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+    )
+    if master.startswith("local"):
+        # Spark's 200 shuffle partitions suit a cluster; on one machine a few per core do.
+        builder = builder.config("spark.sql.shuffle.partitions", str(4 * (os.cpu_count() or 1)))
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+class _Rows:
+    def __init__(self, rows: Sequence[Any]) -> None:
+        self._rows = rows
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._rows]
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return tuple(self._rows[0]) if self._rows else None
+
+
+class SparkConnection:
+    """The loop's queries on ``session``, reading the tables of tables folder ``source``
+    (any path or URL the session reads: a local folder, ``s3a://``, ``hdfs://``), a scratch
+    folder removed on :meth:`close` with ``remove_on_close``."""
+
+    dialect = SPARK
+
+    def __init__(self, session: Any, source: str, *, remove_on_close: bool = False) -> None:
+        from pyspark import StorageLevel
+
+        self._session = session
+        self._storage = StorageLevel.MEMORY_AND_DISK
+        self._views: list[str] = []
+        self._persisted: list[Any] = []
+        self._scratch = source if remove_on_close else None
+        for name in TABLES:
+            self._view(name, session.read.parquet(f"{str(source).rstrip('/')}/{name}"))
+
+    def _view(self, name: str, frame: Any) -> None:
+        frame.createOrReplaceTempView(name)
+        self._views.append(name)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> _Rows:
+        """Run ``sql`` (``?`` markers bound to ``params``); a ``CREATE OR REPLACE TABLE``
+        materialises its query once, in memory and spilled to disk."""
+        args = list(params) if params else None
+        create = _CREATE.match(sql)
+        if create is None:
+            return _Rows(self._session.sql(sql, args=args).collect())
+        frame = self._session.sql(create.group(2), args=args).persist(self._storage)
+        self._persisted.append(frame)
+        self._view(create.group(1), frame)
+        return _Rows([])
+
+    def close(self) -> None:
+        """Drop the views and cached tables this connection made."""
+        for frame in self._persisted:
+            frame.unpersist()
+        for name in dict.fromkeys(self._views):
+            self._session.catalog.dropTempView(name)
+        self._persisted, self._views = [], []
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)

@@ -1,0 +1,62 @@
+"""The four tables every evaluation reads, landed as Parquet so any engine can read them.
+
+``modeltel tables TELEMETRY OUT`` (or :func:`save_tables`) writes them after loading a telemetry
+folder once: ``OUT/predictions/``, ``OUT/outcomes/``, ``OUT/model_info/`` and
+``OUT/feature_values/``, each a folder of Parquet files (the shape a lake table has). A folder or
+URL holding those four is a *tables folder*: ``evaluate`` reads it directly on either engine,
+without parsing telemetry again. Their columns are described in :mod:`modeltel.loop._load`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Final
+
+from modeltel.loop._engine import connect
+from modeltel.loop._load import load_labels, load_telemetry, sql_string
+
+__all__ = ["TABLES", "is_tables_folder", "land_tables", "read_tables", "save_tables"]
+
+TABLES: Final = ("predictions", "outcomes", "model_info", "feature_values")
+
+
+def is_tables_folder(path: str | Path) -> bool:
+    """True for a URL (``s3a://``, ``hdfs://``: only Spark reads those, as tables) or a local
+    folder holding a sub-folder for each of :data:`TABLES`."""
+    if "://" in str(path):
+        return True
+    folder = Path(path)
+    return all((folder / name).is_dir() for name in TABLES)
+
+
+def save_tables(con: Any, out: str | Path) -> None:
+    """Write DuckDB connection ``con``'s four tables under ``out`` (replacing what was there)."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in TABLES:
+        target = folder / name
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        con.execute(f"COPY {name} TO {sql_string(target / 'part-0.parquet')} (FORMAT parquet)")
+
+
+def read_tables(con: Any, folder: str | Path) -> None:
+    """Create DuckDB connection ``con``'s four tables from a local tables folder."""
+    for name in TABLES:
+        files = sql_string(Path(folder) / name / "*.parquet")
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet({files})")
+
+
+def land_tables(folder: Path, out: str | Path, labels: tuple[Path, ...], memory_limit: str) -> dict[str, int]:
+    """Load telemetry ``folder`` and ``labels`` on DuckDB and write the tables under ``out``;
+    returns each table's row count."""
+    con = connect(memory_limit=memory_limit)
+    try:
+        load_telemetry(con, folder)
+        for path in labels:
+            load_labels(con, path)
+        save_tables(con, out)
+        return {name: int(con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]) for name in TABLES}
+    finally:
+        con.close()
