@@ -13,6 +13,7 @@ import gzip
 import json
 import random
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 
 import modeltel
 from modeltel._export.otlp_json import OtlpJsonFileLogExporter
+from modeltel._export.records import columns_of
 from modeltel.cli import main
 from modeltel.loop import EvaluateOptions, evaluate, to_jsonable
 from modeltel.testing import capture
@@ -184,3 +186,39 @@ def test_labels_that_match_no_prediction_say_so_and_fail(
     )
     assert main(["evaluate", str(tmp_path), "--labels", str(labels), "--quiet"]) == 1
     assert "none of the 20 labels matched a prediction" in capsys.readouterr().err
+
+
+def _partition(folder: Path, instant: datetime, name: str, payload: bytes) -> None:
+    path = folder / "logs" / instant.strftime("year=%Y/month=%m/day=%d/hour=%H/minute=%M")
+    path.mkdir(parents=True, exist_ok=True)
+    (path / name).write_bytes(payload)
+
+
+def test_partitions_outside_since_and_as_of_are_not_read(records: list[Any], tmp_path: Path) -> None:
+    """The same requests in the hour they were made and again 10 days before and after: with
+    --since and --as-of around that hour only its partition is read; without, all three are."""
+    stamps = [r.log_record.timestamp or r.log_record.observed_timestamp for r in records]
+    made = datetime.fromtimestamp(min(stamps) / 1e9, timezone.utc)
+    for shift, label in ((timedelta(0), "now"), (timedelta(days=-10), "old"), (timedelta(days=10), "new")):
+        for i, request in enumerate(_requests(records)):
+            _partition(
+                tmp_path, made + shift, f"{label}-{i}.binpb.gz", gzip.compress(request.SerializeToString())
+            )
+
+    def predictions(*window: str) -> int:
+        options = EvaluateOptions(maturation="0s", **dict(zip(("since", "as_of"), window, strict=False)))
+        return sum(g.counts.predictions for g in evaluate(tmp_path, options).groups)
+
+    since = (made - timedelta(days=1)).isoformat()
+    as_of = (datetime.fromtimestamp(max(stamps) / 1e9, timezone.utc) + timedelta(days=1)).isoformat()
+    assert predictions() == 3 * CALLS
+    assert predictions(since, as_of) == CALLS
+    # --since also leaves out predictions made before it, wherever they were stored.
+    times = sorted(
+        t
+        for r in records
+        if r.log_record.event_name == "ml.prediction.records"
+        for t in columns_of(r.log_record.body)["time_unix_nano"]
+    )
+    later = datetime.fromtimestamp(times[CALLS // 2] / 1e9, timezone.utc)
+    assert predictions(later.isoformat(), as_of) == sum(t >= times[CALLS // 2] // 1000 * 1000 for t in times)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from modeltel.loop import EvaluateOptions, evaluate, to_jsonable
+from modeltel.loop import EvaluateOptions, evaluate, format_evaluation, to_jsonable
 from modeltel.loop._drift import score_samples
 from modeltel.loop._engine import connect
 from modeltel.loop._join import build_joined
@@ -218,3 +219,21 @@ def test_the_drift_sample_is_the_same_rows_on_both_engines(folder: Path, spark: 
     for key, values in found["duckdb"].items():
         assert 200 < len(values) < 400  # sampled: each window holds ~2,500 finite scores
         np.testing.assert_array_equal(np.sort(values), np.sort(found["spark"][key]))
+
+
+def test_the_readmes_cluster_job_runs(folder: Path, spark: Any, tmp_path: Path) -> None:
+    """The README's Spark job, as written, on a tables folder in place of its bucket."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (block,) = re.findall(r"```python spark\n(.*?)```", readme, re.S)
+    tables = tmp_path / "tables"
+    subprocess.run([sys.executable, "-m", "modeltel.cli", "tables", str(folder), str(tables)], check=True)
+    script = tmp_path / "job.py"
+    script.write_text(block.replace("s3a://ml-telemetry/tables", str(tables)))
+    env = {**os.environ, "PYSPARK_SUBMIT_ARGS": "--master local[2] pyspark-shell"}
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    on_duckdb = evaluate(tables, EvaluateOptions(maturation="7d", period="7d", as_of=AS_OF))
+    assert format_evaluation(on_duckdb).strip() in done.stdout
+    assert (tmp_path / "report.html").read_text().startswith("<!DOCTYPE html>")

@@ -88,6 +88,11 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     add("--by-tenant", action="store_true", help="evaluate each tenant separately")
     add("--threshold", type=float, default=0.5, help="decision threshold for precision/recall/F1 (0.5)")
     add("--feature", action="append", dest="features", help="only drift these features (repeatable)")
+    add(
+        "--since",
+        type=_instant,
+        help="only predictions made at or after this ISO time (Collector partitions before it are not read)",
+    )
     add("--as-of", type=_instant, help="evaluate as of this ISO time or 'now' (default: latest in the data)")
     add("--json", type=Path, metavar="OUT", help="write the evaluation as JSON")
     add("--html", type=Path, metavar="OUT", help="write a self-contained HTML report")
@@ -111,6 +116,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         by_tenant=args.by_tenant,
         threshold=args.threshold,
         as_of=args.as_of,
+        since=args.since,
         profile=args.profile,
         features=tuple(args.features) if args.features else None,
     )

@@ -14,11 +14,19 @@ exporters wrote, at any depth (the S3 exporter's ``year=/month=/day=/hour=/minut
 Everything that is not plain JSON lines is decoded here (opentelemetry-proto for protobuf) and
 written as JSON lines into a temporary folder for the loader. Requests that hold no log records
 (traces, metrics) are skipped. Files are recognised by their content, not their names.
+
+Partition pruning: given an instant window ``[since, until)`` (``--since``, ``--as-of``), a file
+under ``year=/month=/day=/hour=/minute=`` folders is not read when its partition (the time the
+Collector wrote it) ends more than :data:`EXPORT_SLACK` before ``since`` or starts
+:data:`EXPORT_SLACK` or more after ``until``: the slack covers the Collector's batching, so a
+record made inside the window is never pruned for having been exported a little later.
 """
 
 from __future__ import annotations
 
+import calendar
 import gzip
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +36,12 @@ from typing import Any, Final
 import orjson
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
-__all__ = ["telemetry_files"]
+__all__ = ["EXPORT_SLACK", "partition_span", "telemetry_files"]
+
+Window = tuple[int | None, int | None]
+EXPORT_SLACK: Final = 3_600 * 1_000_000_000  # one hour, in ns
+_PARTITION: Final = re.compile(r"(year|month|day|hour|minute)=(\d+)")
+_FIELDS: Final = ("year", "month", "day", "hour", "minute")
 
 _GZIP: Final = b"\x1f\x8b"
 _ZSTD: Final = b"\x28\xb5\x2f\xfd"
@@ -37,13 +50,14 @@ _NOT_LOGS: Final = (".parquet", ".html", ".csv", ".py")
 
 
 @contextmanager
-def telemetry_files(folder: Path) -> Iterator[list[Path]]:
+def telemetry_files(folder: Path, window: Window = (None, None)) -> Iterator[list[Path]]:
     """The OTLP-JSON lines files holding ``folder``'s log records: modeltel's own, the Collector's
-    JSON lines as they are, and the rest decoded into a temporary folder (removed on exit)."""
+    JSON lines as they are, and the rest decoded into a temporary folder (removed on exit);
+    partitions outside ``window`` (Unix ns, either end open) are not read."""
     found = sorted(folder.glob("logs*.jsonl"))
     mine = set(found)
     with tempfile.TemporaryDirectory(prefix="modeltel-collector-") as scratch:
-        for index, path in enumerate(_candidates(folder, mine)):
+        for index, path in enumerate(_candidates(folder, mine, window)):
             kind = _sniff(path)
             if kind == "json-lines":
                 found.append(path)
@@ -54,10 +68,43 @@ def telemetry_files(folder: Path) -> Iterator[list[Path]]:
         yield found
 
 
-def _candidates(folder: Path, mine: set[Path]) -> Iterator[Path]:
+def partition_span(relative: str) -> tuple[int, int] | None:
+    """The instants ``[start, end)`` (Unix ns, UTC) of the partition a relative path lies in, from
+    its ``year=/month=/day=/hour=/minute=`` folders; None outside any."""
+    found = dict(_PARTITION.findall(relative))
+    depth = 0
+    while depth < len(_FIELDS) and _FIELDS[depth] in found:
+        depth += 1
+    if depth == 0:
+        return None
+    parts = [int(found[f]) for f in _FIELDS[:depth]] + [1, 1, 0, 0][depth - 1 :]
+    year, month, day, hour, minute = parts
+    start = calendar.timegm((year, month, day, hour, minute, 0))
+    if depth == 1:
+        end = calendar.timegm((year + 1, 1, 1, 0, 0, 0))
+    elif depth == 2:
+        end = calendar.timegm((year + month // 12, month % 12 + 1, 1, 0, 0, 0))
+    else:
+        end = start + (86_400, 3_600, 60)[depth - 3]
+    return start * 1_000_000_000, end * 1_000_000_000
+
+
+def _outside(relative: str, window: Window) -> bool:
+    span, (since, until) = partition_span(relative), window
+    if span is None:
+        return False
+    start, end = span
+    return (since is not None and end + EXPORT_SLACK <= since) or (
+        until is not None and start >= until + EXPORT_SLACK
+    )
+
+
+def _candidates(folder: Path, mine: set[Path], window: Window) -> Iterator[Path]:
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).parts
         if not path.is_file() or path in mine or _SKIP_PARTS.intersection(relative):
+            continue
+        if _outside("/".join(relative[:-1]), window):
             continue
         if path.name.startswith(("traces", "metrics")) and path.suffix == ".jsonl":
             continue  # modeltel's own span and metric files: no log records

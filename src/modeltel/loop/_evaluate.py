@@ -66,6 +66,7 @@ class EvaluateOptions:
     memory_limit: str = DEFAULT_MEMORY_LIMIT
     engine: str = "duckdb"
     spark_master: str = "local[*]"
+    since: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,25 +202,28 @@ def _operational(
 
 
 def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, dict[str, int], int]:
-    """The engine's connection with the four tables loaded; lines skipped; outcomes loaded."""
+    """The engine's connection with the four tables loaded (predictions and feature samples from
+    ``options.since`` on); lines skipped; outcomes loaded."""
     if options.engine not in ENGINES:
         raise ValueError(f"engine {options.engine!r}: expected one of {', '.join(ENGINES)}")
+    since = parse_instant(options.since) if options.since else None
     if options.engine == "spark" and is_tables_folder(path):
         if options.labels:
             raise ValueError(
                 f"{path}: a tables folder carries its labels in outcomes/ (modeltel tables --labels)"
             )
-        return (
-            SparkConnection(spark or spark_session(options.spark_master, options.memory_limit), str(path)),
-            {},
-            0,
-        )
+        session = spark or spark_session(options.spark_master, options.memory_limit)
+        return SparkConnection(session, str(path), since=since), {}, 0
     con = connect(memory_limit=options.memory_limit)
     if is_tables_folder(path):
         read_tables(con, path)
         skipped: dict[str, int] = {}
     else:
-        skipped = load_telemetry(con, Path(path))
+        until = parse_instant(options.as_of) if options.as_of else None
+        skipped = load_telemetry(con, Path(path), window=(since, until))
+    if since is not None:
+        for table in ("predictions", "feature_values"):
+            con.execute(f"DELETE FROM {table} WHERE ts < {since}")
     loaded = sum(load_labels(con, labels) for labels in options.labels)
     if options.engine == "duckdb":
         return con, skipped, loaded

@@ -15,9 +15,8 @@ reads:
 ``outcomes``      prediction_id, payload_hash, model, label_num, label_str, at_ns, seq
 ``feature_values`` model, version, tenant, ts, feature, num, str, violations: sampled features
 
-In a warehouse or on Spark, land the same four tables (the Collector's exporters or a lake
-table can produce them) and run the SQL in :mod:`modeltel.loop._join` and
-:mod:`modeltel.loop._metrics` against them: it is plain SQL apart from DuckDB's ``arg_max``.
+:mod:`modeltel.loop._tables` lands them as Parquet (``modeltel tables``), for Spark
+(:mod:`modeltel.loop._spark`) or a lake; every query after loading reads only them.
 """
 
 from __future__ import annotations
@@ -112,19 +111,22 @@ def sql_string(text: str | Path) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
-def load_telemetry(con: Any, folder: Path, *, convert: bool = True) -> dict[str, int]:
+def load_telemetry(
+    con: Any, folder: Path, *, convert: bool = True, window: tuple[int | None, int | None] = (None, None)
+) -> dict[str, int]:
     """Create the loop's tables from ``folder``'s ``logs*.jsonl`` (OTLP-JSON), what a Collector
     wrote there (see :mod:`modeltel.loop._collector`) and ``predictions*.parquet``.
 
     With ``convert`` (and pyarrow installed) the logs' prediction records go through the
     converted Parquet cache (:mod:`modeltel.loop._cache`), otherwise DuckDB parses the JSON.
     A line that is not JSON (a truncated last line after a full disk or a partial copy) is
-    skipped; returns how many were, per logs file name (empty when none).
+    skipped; returns how many were, per logs file name (empty when none). Collector partitions
+    outside ``window`` are not read (see :mod:`modeltel.loop._collector`).
     """
     for statement in (*_MACROS, *_EMPTY):
         con.execute(statement)
     skipped: dict[str, int] = {}
-    with telemetry_files(folder) as logs:
+    with telemetry_files(folder, window) as logs:
         if logs and convert and _has_pyarrow():
             skipped = _load_converted_logs(con, logs)
         elif logs:

@@ -90,11 +90,14 @@ class _Rows:
 class SparkConnection:
     """The loop's queries on ``session``, reading the tables of tables folder ``source``
     (any path or URL the session reads: a local folder, ``s3a://``, ``hdfs://``), a scratch
-    folder removed on :meth:`close` with ``remove_on_close``."""
+    folder removed on :meth:`close` with ``remove_on_close``; predictions and feature samples
+    before ``since`` (Unix ns) are left out."""
 
     dialect = SPARK
 
-    def __init__(self, session: Any, source: str, *, remove_on_close: bool = False) -> None:
+    def __init__(
+        self, session: Any, source: str, *, remove_on_close: bool = False, since: int | None = None
+    ) -> None:
         from pyspark import StorageLevel
 
         self._session = session
@@ -103,7 +106,10 @@ class SparkConnection:
         self._persisted: list[Any] = []
         self._scratch = source if remove_on_close else None
         for name in TABLES:
-            self._view(name, session.read.parquet(f"{str(source).rstrip('/')}/{name}"))
+            frame = session.read.parquet(f"{str(source).rstrip('/')}/{name}")
+            if since is not None and name in ("predictions", "feature_values"):
+                frame = frame.where(f"ts >= {since}")  # pushed down to the Parquet reader
+            self._view(name, frame)
 
     def _view(self, name: str, frame: Any) -> None:
         frame.createOrReplaceTempView(name)
