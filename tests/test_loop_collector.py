@@ -27,6 +27,7 @@ from modeltel._export.otlp_json import OtlpJsonFileLogExporter
 from modeltel._export.records import columns_of
 from modeltel.cli import main
 from modeltel.loop import EvaluateOptions, evaluate, to_jsonable
+from modeltel.loop._durations import parse_instant
 from modeltel.testing import capture
 
 CALLS = 1_500
@@ -220,5 +221,5 @@ def test_partitions_outside_since_and_as_of_are_not_read(records: list[Any], tmp
         if r.log_record.event_name == "ml.prediction.records"
         for t in columns_of(r.log_record.body)["time_unix_nano"]
     )
-    later = datetime.fromtimestamp(times[CALLS // 2] / 1e9, timezone.utc)
-    assert predictions(later.isoformat(), as_of) == sum(t >= times[CALLS // 2] // 1000 * 1000 for t in times)
+    later = datetime.fromtimestamp(times[CALLS // 2] / 1e9, timezone.utc).isoformat()
+    assert predictions(later, as_of) == sum(t >= parse_instant(later) for t in times)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 __all__ = ["NS_PER_S", "format_instant", "parse_duration", "parse_instant"]
 
@@ -20,6 +20,9 @@ def parse_duration(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2)] * NS_PER_S)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def parse_instant(text: str) -> int:
     """An ISO 8601 date or time (naive means UTC), or ``now``, as Unix nanoseconds."""
     if text.strip().lower() == "now":
@@ -31,7 +34,8 @@ def parse_instant(text: str) -> int:
             raise ValueError(f"expected an ISO 8601 time like 2024-05-01T00:00, got {text!r}") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1_000_000) * 1000
+    # Exact to the microsecond: a float timestamp is ~0.25 us coarse at today's dates.
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def format_instant(ns: int) -> str:
