@@ -56,7 +56,9 @@ DUCKDB: Final = Dialect(
     int_div="({a}) // ({b})",
     quantiles="quantile_cont({x}, [{qs}])",
     unnest="unnest({x})",
-    rank="row({a}, {b})",
+    # (a, b) as one HUGEINT, a * 2**64 + b (b, a load sequence, is never negative): compared
+    # several times faster than a struct.
+    rank="(CAST({a} AS HUGEINT) * 18446744073709551616 + {b})",
     hex_int="CAST('0x' || {x} AS BIGINT)",
 )
 

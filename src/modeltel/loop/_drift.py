@@ -116,7 +116,7 @@ def window_samples(
     """
     for row in con.execute(query).fetchall():
         key, (win, feature, numbers, texts) = tuple(row[: len(keys)]), row[len(keys) :]
-        sample = samples.setdefault((key, win), Sample())
+        sample = samples.setdefault((key, str(win)), Sample())
         if numbers:
             sample.numeric[feature] = np.asarray(numbers, dtype=np.float64)
         if texts:
@@ -133,7 +133,7 @@ def score_samples(
     scores = _sampled(dialect(con), source, keys, window, cap)
     found: dict[tuple[Key, str], NDArray[np.float64]] = {}
     for row in con.execute(f"SELECT {k}, win, array_agg(score) FROM ({scores}) GROUP BY ALL").fetchall():
-        key, win, values = tuple(row[: len(keys)]), row[len(keys)], row[-1]
+        key, win, values = tuple(row[: len(keys)]), str(row[len(keys)]), row[-1]
         found[(key, win)] = np.asarray(values, dtype=np.float64)
     return found
 

@@ -22,7 +22,7 @@ from modeltel.loop._compare import compare_versions
 from modeltel.loop._cost import cost_latency
 from modeltel.loop._drift import Sample, compare, profile_sample, window_samples
 from modeltel.loop._durations import NS_PER_S, parse_duration, parse_instant
-from modeltel.loop._engine import DEFAULT_MEMORY_LIMIT, connect
+from modeltel.loop._engine import DEFAULT_MEMORY_LIMIT, connect, require_duckdb
 from modeltel.loop._histogram import score_histogram
 from modeltel.loop._inventory import build_inventory
 from modeltel.loop._join import build_joined, latest_timestamp
@@ -40,7 +40,7 @@ from modeltel.loop._periods import add_periods, apply_bands, check_estimates, ru
 from modeltel.loop._profile import load_profile
 from modeltel.loop._progress import Progress
 from modeltel.loop._result import Evaluation, GroupReport
-from modeltel.loop._spark import SparkConnection, spark_session
+from modeltel.loop._spark import SparkConnection, require_pyspark, spark_session
 from modeltel.loop._tables import is_tables_folder, read_tables, save_tables
 
 __all__ = ["ENGINES", "EvaluateOptions", "evaluate"]
@@ -243,6 +243,9 @@ def evaluate(
     ``spark`` (default: the active one, or a new one on ``options.spark_master``)."""
     options = options or EvaluateOptions()
     folder, stages = Path(path), Progress(8, enabled=progress)
+    require_duckdb()  # a missing engine says so before any progress is printed
+    if options.engine == "spark":
+        require_pyspark()
     with stages("loading telemetry"):
         con, skipped, loaded = _load(path, options, spark)
     period, maturation = parse_duration(options.period), parse_duration(options.maturation)

@@ -57,7 +57,7 @@ def operational(con: Any, keys: Sequence[str], window: str) -> dict[Key, Operati
     outcomes: dict[tuple[Key, str], dict[str, int]] = {}
     query = f"SELECT {k}, {window} AS win, coalesce(outcome, 'unknown'), count(*) FROM joined GROUP BY ALL"
     for row in con.execute(f"SELECT * FROM ({query}) WHERE win IS NOT NULL").fetchall():
-        outcomes.setdefault((tuple(row[:width]), row[width]), {})[row[width + 1]] = int(row[width + 2])
+        outcomes.setdefault((tuple(row[:width]), str(row[width])), {})[row[width + 1]] = int(row[width + 2])
     records: dict[tuple[Key, str], int] = {}
     violations: dict[tuple[Key, str], dict[str, int]] = {}
     per_record = f"""
@@ -66,10 +66,10 @@ def operational(con: Any, keys: Sequence[str], window: str) -> dict[Key, Operati
     """
     sizes = f"SELECT {k}, win, count(*) FROM ({per_record}) GROUP BY ALL"
     for row in con.execute(sizes).fetchall():
-        records[(tuple(row[:width]), row[width])] = int(row[width + 1])
+        records[(tuple(row[:width]), str(row[width]))] = int(row[width + 1])
     kinds = f"SELECT {k}, win, {dialect(con).explode('violations')} AS v FROM ({per_record})"
     for row in con.execute(f"SELECT {k}, win, v, count(*) FROM ({kinds}) GROUP BY ALL").fetchall():
-        violations.setdefault((tuple(row[:width]), row[width]), {})[row[width + 1]] = int(row[width + 2])
+        violations.setdefault((tuple(row[:width]), str(row[width])), {})[row[width + 1]] = int(row[width + 2])
     result: dict[Key, Operational] = {}
     for (key, win), counts in outcomes.items():
         total = sum(counts.values())
