@@ -62,7 +62,7 @@ bench: $(BENCH_STAMP) $(DDTRACE_STAMP) redis  ## overhead tables, the providers 
 	$(PY) benchmarks/matrix.py --ddtrace-python $(DDTRACE_VENV)/bin/python
 	$(PY) benchmarks/serving.py
 
-bench-loop: $(STAMP)  ## modeltel evaluate at 10M and 100M predictions: wall time and peak memory (~20 min, ~15 GB of disk)
+bench-loop: $(STAMP)  ## modeltel evaluate at 10M and 100M predictions, DuckDB and Spark: wall time and peak memory (~80 min, ~25 GB of disk)
 	$(PY) benchmarks/loop.py
 
 redis:  # what the tests start: redis-server (limits), prometheus + promtool (alert rules), chromium (the report in a browser), java (a local Spark); root installs them

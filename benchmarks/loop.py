@@ -3,10 +3,13 @@
 Run: ``make bench-loop`` (or ``.venv/bin/python benchmarks/loop.py --sizes 10000000``). For each
 size it writes synthetic telemetry once (``modeltel.loop._synthetic``: OTLP-JSON prediction
 records of two versions over 30 days, half of them labelled in a Parquet file), then times the
-``modeltel evaluate`` command in a fresh process twice: first run (no conversion cache) and
-cached (the Parquet cache of the first run). Wall time and the peak resident memory of the
-evaluating process and its workers (``wait4``), as a Markdown table. Engine: DuckDB (the Spark
-engine is not built yet).
+``modeltel evaluate`` command in a fresh process on each engine: DuckDB first run (no conversion
+cache) and cached (the Parquet cache of the first run); then ``modeltel tables`` lands the four
+tables as Parquet (from the cache) and both engines evaluate that tables folder, Spark on
+``local[2]`` (``--engine spark`` on the telemetry folder is the landing plus that run). Wall
+time and peak memory: the largest sum of the resident memory of the command's whole process tree
+(the evaluating process, its conversion workers, Spark's JVM), sampled every 50 ms, as a
+Markdown table.
 """
 
 from __future__ import annotations
@@ -17,22 +20,55 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _tree_rss(root: int) -> int:
+    """Resident bytes of process ``root`` and all its descendants, from /proc."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
 def _run(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of one command, measured by ``wait4``."""
+    """Wall seconds and peak RSS (GB) of one command's process tree."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak, done = [0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = proc.communicate()
     wall = time.perf_counter() - start
-    if status != 0:
-        stderr = proc.stderr.read().decode() if proc.stderr else ""
-        raise SystemExit(f"{' '.join(argv)} failed:\n{stderr}")
-    return wall, usage.ru_maxrss / 1024 / 1024
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{stderr.decode()}")
+    return wall, peak[0] / 1e9
 
 
 def _generate(folder: Path, size: int) -> float:
@@ -45,45 +81,52 @@ def _generate(folder: Path, size: int) -> float:
     return wall
 
 
-def _evaluate(folder: Path) -> tuple[float, float]:
-    return _run(
-        [
-            sys.executable,
-            "-m",
-            "modeltel.cli",
-            "evaluate",
-            str(folder),
-            "--labels",
-            str(folder / "labels.parquet"),
-            "--quiet",
-            "--json",
-            str(folder / "evaluation.json"),
-        ]
-    )
+def _evaluate(folder: Path, *engine: str, labels: Path | None = None) -> tuple[float, float]:
+    argv = [sys.executable, "-m", "modeltel.cli", "evaluate", str(folder), "--quiet", *engine]
+    if labels is not None:
+        argv += ["--labels", str(labels)]
+    return _run([*argv, "--json", str(folder.with_name(f"{folder.name}-{engine[1]}.json"))])
+
+
+SPARK = ("--engine", "spark", "--spark-master", "local[2]")
+DUCKDB = ("--engine", "duckdb")
+
+
+def _measure(folder: Path, engines: set[str]) -> Iterator[tuple[str, str, tuple[float, float]]]:
+    labels = folder / "labels.parquet"
+    shutil.rmtree(folder / ".modeltel-cache", ignore_errors=True)
+    if "duckdb" in engines:
+        yield "DuckDB", "first run", _evaluate(folder, *DUCKDB, labels=labels)
+        yield "DuckDB", "cached", _evaluate(folder, *DUCKDB, labels=labels)
+    if "spark" in engines:
+        tables = folder.with_name(f"{folder.name}-tables")
+        command = [sys.executable, "-m", "modeltel.cli", "tables", str(folder), str(tables)]
+        yield "DuckDB", "modeltel tables (landing)", _run([*command, "--labels", str(labels)])
+        yield "DuckDB", "tables folder", _evaluate(tables, *DUCKDB)
+        yield "Spark local[2]", "tables folder", _evaluate(tables, *SPARK)
+        shutil.rmtree(tables)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="10000000,100000000", help="predictions, comma-separated")
     parser.add_argument("--work", type=Path, default=Path("/tmp/modeltel-bench-loop"), help="where data goes")
+    parser.add_argument("--engines", default="duckdb,spark", help="engines to time, comma-separated")
     args = parser.parse_args(argv)
-    rows = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        folder = args.work / f"{size}"
-        generated = _generate(folder, size)
-        shutil.rmtree(folder / ".modeltel-cache", ignore_errors=True)
-        first = _evaluate(folder)
-        cached = _evaluate(folder)
-        data_gb = sum(p.stat().st_size for p in folder.glob("logs*.jsonl")) / 1e9
-        rows.append((size, data_gb, generated, first, cached))
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     print(f"# modeltel evaluate at scale ({machine})")
     print("| predictions | logs.jsonl | engine | run | wall s | predictions/s | peak RSS GB |")
     print("|---:|---:|---|---|---:|---:|---:|")
-    for size, data_gb, _, first, cached in rows:
-        for label, (wall, rss) in (("first run", first), ("cached", cached)):
+    for size in (int(s) for s in args.sizes.split(",")):
+        folder = args.work / f"{size}"
+        _generate(folder, size)
+        data_gb = sum(p.stat().st_size for p in folder.glob("logs*.jsonl")) / 1e9
+        for engine, label, (wall, rss) in _measure(folder, set(args.engines.split(","))):
             rate = f"{size / wall:,.0f}"
-            print(f"| {size:,} | {data_gb:.1f} GB | DuckDB | {label} | {wall:.1f} | {rate} | {rss:.1f} |")
+            print(
+                f"| {size:,} | {data_gb:.1f} GB | {engine} | {label} | {wall:.1f} | {rate} | {rss:.1f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
