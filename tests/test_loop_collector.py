@@ -12,7 +12,11 @@ from __future__ import annotations
 import gzip
 import json
 import random
-from collections.abc import Callable, Sequence
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ import pytest
 import zstandard
 from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from pyarrow import fs as pafs  # type: ignore[import-untyped]
 
 import modeltel
 from modeltel._export.otlp_json import OtlpJsonFileLogExporter
@@ -189,31 +194,41 @@ def test_labels_that_match_no_prediction_say_so_and_fail(
     assert "none of the 20 labels matched a prediction" in capsys.readouterr().err
 
 
-def _partition(folder: Path, instant: datetime, name: str, payload: bytes) -> None:
-    path = folder / "logs" / instant.strftime("year=%Y/month=%m/day=%d/hour=%H/minute=%M")
-    path.mkdir(parents=True, exist_ok=True)
-    (path / name).write_bytes(payload)
-
-
-def test_partitions_outside_since_and_as_of_are_not_read(records: list[Any], tmp_path: Path) -> None:
-    """The same requests in the hour they were made and again 10 days before and after: with
-    --since and --as-of around that hour only its partition is read; without, all three are."""
+def _three_partitions(records: list[Any], write: Callable[[str, bytes], None]) -> datetime:
+    """The requests, as the S3 exporter writes them, in the minute they were made and again ten
+    days before and after; returns that minute."""
     stamps = [r.log_record.timestamp or r.log_record.observed_timestamp for r in records]
     made = datetime.fromtimestamp(min(stamps) / 1e9, timezone.utc)
     for shift, label in ((timedelta(0), "now"), (timedelta(days=-10), "old"), (timedelta(days=10), "new")):
+        partition = (made + shift).strftime("logs/year=%Y/month=%m/day=%d/hour=%H/minute=%M")
         for i, request in enumerate(_requests(records)):
-            _partition(
-                tmp_path, made + shift, f"{label}-{i}.binpb.gz", gzip.compress(request.SerializeToString())
-            )
+            write(f"{partition}/{label}-{i}.binpb.gz", gzip.compress(request.SerializeToString()))
+    return made
 
-    def predictions(*window: str) -> int:
-        options = EvaluateOptions(maturation="0s", **dict(zip(("since", "as_of"), window, strict=False)))
-        return sum(g.counts.predictions for g in evaluate(tmp_path, options).groups)
 
-    since = (made - timedelta(days=1)).isoformat()
-    as_of = (datetime.fromtimestamp(max(stamps) / 1e9, timezone.utc) + timedelta(days=1)).isoformat()
-    assert predictions() == 3 * CALLS
-    assert predictions(since, as_of) == CALLS
+def _window(records: list[Any], made: datetime) -> tuple[str, str]:
+    """--since a day before the records, --as-of a day after them."""
+    last = max(r.log_record.timestamp or r.log_record.observed_timestamp for r in records)
+    after = datetime.fromtimestamp(last / 1e9, timezone.utc) + timedelta(days=1)
+    return (made - timedelta(days=1)).isoformat(), after.isoformat()
+
+
+def _predictions(path: str | Path, *window: str) -> int:
+    options = EvaluateOptions(maturation="0s", **dict(zip(("since", "as_of"), window, strict=False)))
+    return sum(g.counts.predictions for g in evaluate(path, options).groups)
+
+
+def test_partitions_outside_since_and_as_of_are_not_read(records: list[Any], tmp_path: Path) -> None:
+    """With --since and --as-of around the minute the records were made only its partition is
+    read; without, all three are."""
+
+    def write(relative: str, data: bytes) -> None:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(data)
+
+    since, as_of = _window(records, _three_partitions(records, write))
+    assert _predictions(tmp_path) == 3 * CALLS
+    assert _predictions(tmp_path, since, as_of) == CALLS
     # --since also leaves out predictions made before it, wherever they were stored.
     times = sorted(
         t
@@ -222,4 +237,58 @@ def test_partitions_outside_since_and_as_of_are_not_read(records: list[Any], tmp
         for t in columns_of(r.log_record.body)["time_unix_nano"]
     )
     later = datetime.fromtimestamp(times[CALLS // 2] / 1e9, timezone.utc).isoformat()
-    assert predictions(later, as_of) == sum(t >= parse_instant(later) for t in times)
+    assert _predictions(tmp_path, later, as_of) == sum(t >= parse_instant(later) for t in times)
+
+
+@pytest.fixture
+def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A bucket on a real S3 server on localhost (moto's), reached as users configure the AWS
+    SDK: credentials and endpoint from the environment."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "moto server did not start"
+                time.sleep(0.05)
+        endpoint = f"http://127.0.0.1:{port}"
+        for name, value in (
+            ("AWS_ENDPOINT_URL", endpoint),
+            ("AWS_ACCESS_KEY_ID", "modeltel"),
+            ("AWS_SECRET_ACCESS_KEY", "modeltel"),
+            ("AWS_REGION", "us-east-1"),
+        ):
+            monkeypatch.setenv(name, value)
+        bucket = pafs.S3FileSystem(endpoint_override=endpoint, allow_bucket_creation=True)
+        bucket.create_dir("telemetry")
+        yield bucket
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def test_an_s3_url_reads_as_the_local_folder_with_partitions_pruned(
+    records: list[Any], reference: dict[str, Any], s3: Any
+) -> None:
+    """s3://bucket/prefix over the S3 wire: partitions outside --since/--as-of are not read, and
+    the minute the records were made reports as the plain folder."""
+
+    def write(relative: str, data: bytes) -> None:
+        with s3.open_output_stream(f"telemetry/otel/{relative}", compression=None) as sink:
+            sink.write(data)
+
+    since, as_of = _window(records, _three_partitions(records, write))
+    assert _predictions("s3://telemetry/otel", since, as_of) == CALLS
+    assert _predictions("s3://telemetry/otel") == 3 * CALLS
+    for name in ("old", "new"):
+        listing = s3.get_file_info(pafs.FileSelector("telemetry/otel", recursive=True))
+        for found in [i.path for i in listing if f"/{name}-" in i.path]:
+            s3.delete_file(found)
+    assert _report("s3://telemetry/otel") == reference

@@ -101,7 +101,7 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run ``modeltel evaluate``; returns the exit code."""
-    if not Path(args.path).is_dir() and not (args.engine == "spark" and "://" in args.path):
+    if not Path(args.path).is_dir() and "://" not in args.path:
         print(f"modeltel evaluate: {args.path} is not a folder", file=sys.stderr)
         return USAGE_ERROR
     options = EvaluateOptions(
@@ -176,7 +176,7 @@ def inventory_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_inventory(args: argparse.Namespace) -> int:
     """Run ``modeltel inventory``; returns 1 when any answer is missing or target missed."""
-    if not Path(args.path).is_dir():
+    if not Path(args.path).is_dir() and "://" not in args.path:
         print(f"modeltel inventory: {args.path} is not a folder", file=sys.stderr)
         return USAGE_ERROR
     try:

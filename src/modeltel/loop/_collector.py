@@ -36,7 +36,7 @@ from typing import Any, Final
 import orjson
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
-__all__ = ["EXPORT_SLACK", "partition_span", "telemetry_files"]
+__all__ = ["EXPORT_SLACK", "Window", "outside_window", "partition_span", "telemetry_files"]
 
 Window = tuple[int | None, int | None]
 EXPORT_SLACK: Final = 3_600 * 1_000_000_000  # one hour, in ns
@@ -89,7 +89,8 @@ def partition_span(relative: str) -> tuple[int, int] | None:
     return start * 1_000_000_000, end * 1_000_000_000
 
 
-def _outside(relative: str, window: Window) -> bool:
+def outside_window(relative: str, window: Window) -> bool:
+    """Whether folder ``relative`` is a partition that cannot hold records of ``window``."""
     span, (since, until) = partition_span(relative), window
     if span is None:
         return False
@@ -104,7 +105,7 @@ def _candidates(folder: Path, mine: set[Path], window: Window) -> Iterator[Path]
         relative = path.relative_to(folder).parts
         if not path.is_file() or path in mine or _SKIP_PARTS.intersection(relative):
             continue
-        if _outside("/".join(relative[:-1]), window):
+        if outside_window("/".join(relative[:-1]), window):
             continue
         if path.name.startswith(("traces", "metrics")) and path.suffix == ".jsonl":
             continue  # modeltel's own span and metric files: no log records

@@ -12,6 +12,7 @@ reference.
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from modeltel.loop._operational import operational, violation_totals
 from modeltel.loop._periods import add_periods, apply_bands, check_estimates, run_backtest
 from modeltel.loop._profile import load_profile
 from modeltel.loop._progress import Progress
+from modeltel.loop._remote import local_folder
 from modeltel.loop._result import Evaluation, GroupReport
 from modeltel.loop._spark import SparkConnection, require_pyspark, spark_session
 from modeltel.loop._tables import is_tables_folder, read_tables, save_tables
@@ -219,8 +221,9 @@ def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, 
         read_tables(con, path)
         skipped: dict[str, int] = {}
     else:
-        until = parse_instant(options.as_of) if options.as_of else None
-        skipped = load_telemetry(con, Path(path), window=(since, until))
+        window = (since, parse_instant(options.as_of) if options.as_of else None)
+        with local_folder(path, window) as folder:
+            skipped = load_telemetry(con, folder, window=window)
     if since is not None:
         for table in ("predictions", "feature_values"):
             con.execute(f"DELETE FROM {table} WHERE ts < {since}")
@@ -229,10 +232,14 @@ def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, 
         return con, skipped, loaded
     # Spark reads what one machine loaded, landed as Parquet in a scratch folder.
     scratch = tempfile.mkdtemp(prefix="modeltel-tables-")
-    save_tables(con, scratch)
-    con.close()
-    session = spark or spark_session(options.spark_master, options.memory_limit)
-    return SparkConnection(session, scratch, remove_on_close=True), skipped, loaded
+    try:
+        save_tables(con, scratch)
+        con.close()
+        session = spark or spark_session(options.spark_master, options.memory_limit)
+        return SparkConnection(session, scratch, remove_on_close=True), skipped, loaded
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
 
 
 def evaluate(
@@ -248,6 +255,16 @@ def evaluate(
         require_pyspark()
     with stages("loading telemetry"):
         con, skipped, loaded = _load(path, options, spark)
+    try:
+        evaluation = _analyse(con, folder, options, stages)
+    finally:
+        con.close()  # on Spark, also drops the views and a scratch copy of the tables
+    evaluation.outcomes_loaded, evaluation.skipped_lines = loaded, skipped
+    return evaluation
+
+
+def _analyse(con: Any, folder: Path, options: EvaluateOptions, stages: Progress) -> Evaluation:
+    """Every stage after loading, on connection ``con`` (its four tables loaded)."""
     period, maturation = parse_duration(options.period), parse_duration(options.maturation)
     origin = period_origin(options, period)
     as_of = parse_instant(options.as_of) if options.as_of else (latest_timestamp(con) or -1) + 1
@@ -291,8 +308,6 @@ def evaluate(
             w.current,
             options.threshold,
             list(groups.values()),
-            outcomes_loaded=loaded,
-            skipped_lines=skipped,
             period_origin_ns=origin,
             labels_matched=int(labelled),
         )
@@ -303,5 +318,4 @@ def evaluate(
             else None
         )
         evaluation.inventory = build_inventory(con, known)
-    con.close()
     return evaluation

@@ -15,6 +15,7 @@ from typing import Any
 from modeltel.loop._cost import CostLatency, cost_latency
 from modeltel.loop._engine import connect
 from modeltel.loop._load import TRUTH_KEYS, load_telemetry
+from modeltel.loop._remote import local_folder
 from modeltel.loop._result import InventoryEntry
 
 __all__ = ["build_inventory", "inventory", "inventory_and_skipped", "missed_targets"]
@@ -70,7 +71,8 @@ def inventory_and_skipped(path: str | Path) -> tuple[list[InventoryEntry], dict[
     """:func:`inventory`, and the lines skipped as not JSON per logs file (see ``load_telemetry``)."""
     con = connect()
     try:
-        skipped = load_telemetry(con, Path(path))
+        with local_folder(path) as folder:
+            skipped = load_telemetry(con, folder)
         return build_inventory(con), skipped
     finally:
         con.close()

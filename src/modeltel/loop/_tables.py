@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from modeltel.loop._engine import connect
 from modeltel.loop._load import load_labels, load_telemetry, sql_string
+from modeltel.loop._remote import is_url, remote_filesystem
 
 __all__ = ["TABLES", "is_tables_folder", "land_tables", "read_tables", "save_tables"]
 
@@ -22,12 +23,15 @@ TABLES: Final = ("predictions", "outcomes", "model_info", "feature_values")
 
 
 def is_tables_folder(path: str | Path) -> bool:
-    """True for a URL (``s3a://``, ``hdfs://``: only Spark reads those, as tables) or a local
-    folder holding a sub-folder for each of :data:`TABLES`."""
-    if "://" in str(path):
+    """True for a folder or URL holding a sub-folder for each of :data:`TABLES`, and for a URL
+    pyarrow cannot list (``s3a://``, ``abfss://``: only Spark reads those, as tables)."""
+    if not is_url(path):
+        return all((Path(path) / name).is_dir() for name in TABLES)
+    found = remote_filesystem(str(path))
+    if found is None:
         return True
-    folder = Path(path)
-    return all((folder / name).is_dir() for name in TABLES)
+    filesystem, root = found
+    return all(filesystem.get_file_info(f"{root}/{name}").type.name == "Directory" for name in TABLES)
 
 
 def save_tables(con: Any, out: str | Path) -> None:

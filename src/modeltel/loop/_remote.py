@@ -1,0 +1,73 @@
+"""Telemetry at a URL (``s3://``, ``gs://``, ``hdfs://``): copied to a local folder to load.
+
+The filesystem is pyarrow's, resolved from the URL, with its credentials from the environment
+(for S3: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``
+for an S3-compatible store). The walk descends one folder level at a time and does not enter a
+``year=/month=/day=/hour=/minute=`` folder outside the evaluation window (see
+:mod:`modeltel.loop._collector`), so a bucket holding years of partitions costs a listing of the
+window's, not of everything. Objects are copied as stored (still compressed); the loader reads
+them as it reads a local folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from modeltel.loop._collector import Window, outside_window
+
+__all__ = ["is_url", "local_folder", "remote_filesystem"]
+
+
+def is_url(path: str | Path) -> bool:
+    """True for ``scheme://...`` (a local path is never one)."""
+    return "://" in str(path)
+
+
+def remote_filesystem(url: str) -> tuple[Any, str] | None:
+    """pyarrow's filesystem for ``url`` and the path inside it; None when pyarrow has none for
+    its scheme (``s3a://``, ``abfss://``: Hadoop's names, which only Spark reads)."""
+    try:
+        from pyarrow import fs  # type: ignore[import-untyped]
+
+        filesystem, root = fs.FileSystem.from_uri(url)
+    except (ImportError, ValueError, OSError):
+        return None
+    return filesystem, str(root).rstrip("/")
+
+
+@contextmanager
+def local_folder(path: str | Path, window: Window = (None, None)) -> Iterator[Path]:
+    """``path`` itself when local; for a URL, a temporary copy of what lies under it (the
+    partitions outside ``window`` left out), removed on exit."""
+    if not is_url(path):
+        yield Path(path)
+        return
+    found = remote_filesystem(str(path))
+    if found is None:
+        raise ValueError(f"{path}: no filesystem for this URL (pyarrow reads s3://, gs://, hdfs://)")
+    filesystem, root = found
+    with tempfile.TemporaryDirectory(prefix="modeltel-remote-") as scratch:
+        for relative in _walk(filesystem, root, "", window):
+            target = Path(scratch, relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = filesystem.open_input_stream(f"{root}/{relative}", compression=None)
+            with source, target.open("wb") as sink:
+                shutil.copyfileobj(source, sink)
+        yield Path(scratch)
+
+
+def _walk(filesystem: Any, root: str, relative: str, window: Window) -> Iterator[str]:
+    from pyarrow import fs
+
+    base = f"{root}/{relative}".rstrip("/")
+    for info in filesystem.get_file_info(fs.FileSelector(base, allow_not_found=True)):
+        child = info.path[len(root) :].lstrip("/")
+        if info.type == fs.FileType.Directory and not outside_window(child, window):
+            yield from _walk(filesystem, root, child, window)
+        elif info.type == fs.FileType.File and not outside_window(child.rpartition("/")[0], window):
+            yield child
