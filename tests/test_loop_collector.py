@@ -292,3 +292,15 @@ def test_an_s3_url_reads_as_the_local_folder_with_partitions_pruned(
         for found in [i.path for i in listing if f"/{name}-" in i.path]:
             s3.delete_file(found)
     assert _report("s3://telemetry/otel") == reference
+
+
+def test_a_tables_folder_at_an_s3_url_evaluates_as_the_local_one(
+    records: list[Any], reference: dict[str, Any], s3: Any, tmp_path: Path
+) -> None:
+    """modeltel tables, uploaded under s3://bucket/prefix, reads back on DuckDB as it was written."""
+    OtlpJsonFileLogExporter(tmp_path / "telemetry").export(records)
+    assert main(["tables", str(tmp_path / "telemetry"), str(tmp_path / "tables")]) == 0
+    for path in (tmp_path / "tables").rglob("*.parquet"):
+        with s3.open_output_stream(f"telemetry/{path.relative_to(tmp_path)}", compression=None) as sink:
+            sink.write(path.read_bytes())
+    assert _report("s3://telemetry/tables") == reference

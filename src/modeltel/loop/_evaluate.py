@@ -217,12 +217,13 @@ def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, 
         session = spark or spark_session(options.spark_master, options.memory_limit)
         return SparkConnection(session, str(path), since=since), {}, 0
     con = connect(memory_limit=options.memory_limit)
-    if is_tables_folder(path):
-        read_tables(con, path)
-        skipped: dict[str, int] = {}
-    else:
-        window = (since, parse_instant(options.as_of) if options.as_of else None)
-        with local_folder(path, window) as folder:
+    window = (since, parse_instant(options.as_of) if options.as_of else None)
+    tables = is_tables_folder(path)
+    with local_folder(path, (None, None) if tables else window) as folder:
+        if tables:
+            read_tables(con, folder)
+            skipped: dict[str, int] = {}
+        else:
             skipped = load_telemetry(con, folder, window=window)
     if since is not None:
         for table in ("predictions", "feature_values"):
@@ -230,13 +231,20 @@ def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, 
     loaded = sum(load_labels(con, labels) for labels in options.labels)
     if options.engine == "duckdb":
         return con, skipped, loaded
-    # Spark reads what one machine loaded, landed as Parquet in a scratch folder.
+    return (
+        _hand_to_spark(con, spark or spark_session(options.spark_master, options.memory_limit)),
+        skipped,
+        loaded,
+    )
+
+
+def _hand_to_spark(con: Any, session: Any) -> SparkConnection:
+    """What DuckDB loaded on this machine, landed as Parquet in a scratch folder for Spark."""
     scratch = tempfile.mkdtemp(prefix="modeltel-tables-")
     try:
         save_tables(con, scratch)
         con.close()
-        session = spark or spark_session(options.spark_master, options.memory_limit)
-        return SparkConnection(session, scratch, remove_on_close=True), skipped, loaded
+        return SparkConnection(session, scratch, remove_on_close=True)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
