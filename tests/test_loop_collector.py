@@ -9,8 +9,10 @@ modeltel's file writer.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
+import os
 import random
 import socket
 import subprocess
@@ -25,12 +27,17 @@ import pytest
 import zstandard
 from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from pyarrow import fs as pafs  # type: ignore[import-untyped]
 
 import modeltel
-from modeltel._export.otlp_json import OtlpJsonFileLogExporter
+from modeltel._export.otlp_json import OtlpJsonFileLogExporter, from_otlp_json
 from modeltel._export.records import columns_of
 from modeltel.cli import main
+from modeltel.cli.replay import feature_records
+from modeltel.cli.summary import summarize
 from modeltel.loop import EvaluateOptions, evaluate, to_jsonable
 from modeltel.loop._durations import parse_instant
 from modeltel.testing import capture
@@ -78,7 +85,22 @@ def _json(request: Any, event_name_attribute: bool = False) -> bytes:
                     record.setdefault("attributes", []).append(
                         {"key": "event.name", "value": {"stringValue": name}}
                     )
-    return json.dumps(document, separators=(",", ":")).encode()
+    return json.dumps(_hex_ids(document), separators=(",", ":")).encode()
+
+
+def _hex_ids(node: Any) -> Any:
+    """OTLP-JSON's one departure from protobuf's JSON mapping: trace and span ids are hex, not
+    base64 (the Collector's marshaler writes them so)."""
+    if isinstance(node, list):
+        return [_hex_ids(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        key: base64.b64decode(value).hex()
+        if key in ("traceId", "spanId", "parentSpanId")
+        else _hex_ids(value)
+        for key, value in node.items()
+    }
 
 
 def _framed(payloads: Sequence[bytes]) -> bytes:
@@ -304,3 +326,49 @@ def test_a_tables_folder_at_an_s3_url_evaluates_as_the_local_one(
         with s3.open_output_stream(f"telemetry/{path.relative_to(tmp_path)}", compression=None) as sink:
             sink.write(path.read_bytes())
     assert _report("s3://telemetry/tables") == reference
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the demo writes: spans, metrics and logs in modeltel's own files."""
+    out = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MODELTEL_"))}
+    command = [sys.executable, "-m", "modeltel.cli", "demo", "--output", str(out), "--calls", "400"]
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    return out
+
+
+def _collector_copy(plain: Path, out: Path) -> None:
+    """The demo's three signals as a Collector writes them: S3 objects named by signal (traces
+    as otlp_proto + gzip, metrics as otlp_json, logs as otlp_proto), and one file exporter
+    JSON-lines file holding requests of all three signals."""
+    signals = {
+        "traces": ExportTraceServiceRequest,
+        "metrics": ExportMetricsServiceRequest,
+        "logs": ExportLogsServiceRequest,
+    }
+    mixed: list[bytes] = []
+    for signal, message_type in signals.items():
+        lines = (plain / f"{signal}.jsonl").read_bytes().splitlines()
+        requests = [from_otlp_json(json.loads(line), message_type) for line in lines if line.strip()]
+        half = len(requests) // 2
+        partition = out / "otel" / "year=2026" / "month=12" / "day=01" / "hour=05" / "minute=00"
+        partition.mkdir(parents=True, exist_ok=True)
+        for i, request in enumerate(requests[:half]):
+            if signal == "metrics":
+                (partition / f"metrics_{i}.json").write_bytes(_json(request))
+            elif signal == "traces":
+                (partition / f"traces_{i}.binpb.gz").write_bytes(gzip.compress(request.SerializeToString()))
+            else:
+                (partition / f"logs_{i}.binpb").write_bytes(request.SerializeToString())
+        mixed += [_json(request) for request in requests[half:]]
+    (out / "otel-export.json").write_bytes(b"\n".join(mixed) + b"\n")
+
+
+def test_summary_and_replay_read_what_a_collector_wrote(demo_folder: Path, tmp_path: Path) -> None:
+    _collector_copy(demo_folder, tmp_path)
+    plain, collected = summarize(demo_folder), summarize(tmp_path)
+    assert plain.rows and [r for r in collected.rows] == plain.rows
+    assert collected.bad_lines == 0
+    model = plain.rows[0].model
+    assert list(feature_records(tmp_path, model)) == list(feature_records(demo_folder, model))

@@ -11,8 +11,8 @@ from typing import Any
 
 from modeltel import _names as n
 from modeltel._contract.parity import ReplayReport, replay
-from modeltel._export.otlp_json import read_otlp_json
 from modeltel._features import feature_rows
+from modeltel.loop._collector import read_collected
 
 
 def feature_records(folder: str | Path, model: str, version: str | None = None) -> Iterator[dict[str, Any]]:
@@ -21,7 +21,7 @@ def feature_records(folder: str | Path, model: str, version: str | None = None) 
     Each is ``{"features", "score", "prediction_id", "tenant", "payload_hash"}``; a batch call's
     record gives one per sampled row, its id ``<call id>/<row>`` as in the prediction records.
     """
-    for log in read_otlp_json(folder).logs:
+    for log in read_collected(Path(folder)).logs:
         attrs = log["attributes"]
         if log["event_name"] != n.EVENT_FEATURES or attrs.get(n.MODEL_NAME) != model:
             continue

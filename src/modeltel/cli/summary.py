@@ -15,13 +15,15 @@ import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from modeltel import _names as n
 from modeltel._export.otlp_flat import FlatRecord, latest_points
-from modeltel._export.otlp_json import OtlpFiles, read_otlp_json
+from modeltel._export.otlp_json import OtlpFiles
 from modeltel._features import feature_row_count
 from modeltel._gc import gc_paused
+from modeltel.loop._collector import read_collected
 
 __all__ = [
     "MergedHistogram",
@@ -301,7 +303,7 @@ def summarize(folder: str | os.PathLike[str], top: int | None = TOP_TENANTS) -> 
     (``tenant=None``) over all its tenants. One pass over the records: linear in their number.
     """
     with gc_paused():
-        return summarize_files(read_otlp_json(folder), os.fspath(folder), top)
+        return summarize_files(read_collected(Path(folder)), os.fspath(folder), top)
 
 
 def summarize_files(files: OtlpFiles, folder: str = "", top: int | None = TOP_TENANTS) -> Summary:

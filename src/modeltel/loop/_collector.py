@@ -13,7 +13,10 @@ exporters wrote, at any depth (the S3 exporter's ``year=/month=/day=/hour=/minut
 
 Everything that is not plain JSON lines is decoded here (opentelemetry-proto for protobuf) and
 written as JSON lines into a temporary folder for the loader. Requests that hold no log records
-(traces, metrics) are skipped. Files are recognised by their content, not their names.
+(traces, metrics) are skipped. Files are recognised by their content; only which signal a
+protobuf file holds cannot be read from its bytes, and is taken from its name as the exporters
+write it (``traces``/``spans``, ``metrics``, anything else logs). :func:`read_collected` reads
+every signal (for ``modeltel summary`` and ``replay``).
 
 Partition pruning: given an instant window ``[since, until)`` (``--since``, ``--as-of``), a file
 under ``year=/month=/day=/hour=/minute=`` folders is not read when its partition (the time the
@@ -36,7 +39,7 @@ from typing import Any, Final
 import orjson
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 
-__all__ = ["EXPORT_SLACK", "Window", "outside_window", "partition_span", "telemetry_files"]
+__all__ = ["EXPORT_SLACK", "Window", "outside_window", "partition_span", "read_collected", "telemetry_files"]
 
 Window = tuple[int | None, int | None]
 EXPORT_SLACK: Final = 3_600 * 1_000_000_000  # one hour, in ns
@@ -59,9 +62,9 @@ def telemetry_files(folder: Path, window: Window = (None, None)) -> Iterator[lis
     with tempfile.TemporaryDirectory(prefix="modeltel-collector-") as scratch:
         for index, path in enumerate(_candidates(folder, mine, window)):
             kind = _sniff(path)
-            if kind == "json-lines":
+            if kind == "resourceLogs":
                 found.append(path)
-            elif kind == "binary":
+            elif kind == "binary" and _signal_of(path) == "logs":
                 decoded = Path(scratch) / f"logs-{index}.jsonl"
                 if _decode_to(path, decoded):
                     found.append(decoded)
@@ -114,15 +117,28 @@ def _candidates(folder: Path, mine: set[Path], window: Window) -> Iterator[Path]
         yield path
 
 
+_KEYS: Final = ("resourceLogs", "resourceSpans", "resourceMetrics")
+
+
 def _sniff(path: Path) -> str | None:
-    """``json-lines`` (OTLP-JSON logs, one request a line), ``binary`` (anything to decode) or None."""
+    """For OTLP-JSON lines, the first line's signal key (``resourceLogs``...); ``binary`` for
+    anything to decode; None for other text."""
     with path.open("rb") as handle:
         head = handle.read(4096)
     if not head:
         return None
     if head.lstrip()[:1] == b"{":
-        return "json-lines" if b'"resourceLogs"' in head.split(b"\n", 1)[0] else None
+        first = head.split(b"\n", 1)[0]
+        return next((key for key in _KEYS if f'"{key}"'.encode() in first), None)
     return "binary"
+
+
+def _signal_of(path: Path) -> str:
+    """Which signal a protobuf file holds, from its name (S3: ``traces_<id>.binpb``)."""
+    name = path.name.lower()
+    if "trace" in name or "span" in name:
+        return "traces"
+    return "metrics" if "metric" in name else "logs"
 
 
 def _decode_to(path: Path, out: Path) -> bool:
@@ -157,16 +173,17 @@ def _zstd(data: bytes) -> bytes:
     return bytes(reader.read())
 
 
-def _requests(data: bytes) -> Iterator[dict[str, Any]]:
+def _requests(data: bytes, signal: str = "logs") -> Iterator[dict[str, Any]]:
     """OTLP requests as OTLP-JSON dicts: JSON lines, one raw protobuf request (the S3 exporter's
-    ``otlp_proto``), or length-prefixed requests (the file exporter), each maybe zstd-compressed."""
+    ``otlp_proto``), or length-prefixed requests (the file exporter), each maybe zstd-compressed;
+    protobuf read as requests of ``signal``."""
     if data.lstrip()[:1] == b"{":
         for line in data.splitlines():
             if line.strip():
                 yield orjson.loads(line)
         return
-    if data[:1] == b"\x0a":  # field 1 (resource_logs), length-delimited: a bare request
-        yield _from_proto(data)
+    if data[:1] == b"\x0a":  # field 1 (resource_logs/spans/metrics), length-delimited: a bare request
+        yield _from_proto(data, signal)
         return
     offset = 0
     while offset + 4 <= len(data):
@@ -175,12 +192,52 @@ def _requests(data: bytes) -> Iterator[dict[str, Any]]:
         if len(payload) < size:
             raise EOFError("a truncated request at the end of the file")
         offset += 4 + size
-        yield from _requests(_decompressed(payload))
+        yield from _requests(_decompressed(payload), signal)
 
 
-def _from_proto(data: bytes) -> dict[str, Any]:
+def _request_types() -> dict[str, Any]:
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+    return {
+        "logs": ExportLogsServiceRequest,
+        "traces": ExportTraceServiceRequest,
+        "metrics": ExportMetricsServiceRequest,
+    }
+
+
+def _from_proto(data: bytes, signal: str) -> dict[str, Any]:
     from modeltel._export.otlp_json import to_otlp_json
 
-    return to_otlp_json(ExportLogsServiceRequest.FromString(data))
+    return to_otlp_json(_request_types()[signal].FromString(data))
+
+
+def read_collected(folder: Path) -> Any:
+    """Every span, metric point and log record in ``folder`` as flat records (an ``OtlpFiles``):
+    modeltel's own files and everything a Collector wrote there; unreadable requests counted
+    in ``bad_lines``."""
+    from modeltel._export.otlp_flat import flat_logs, flat_metrics, flat_spans
+    from modeltel._export.otlp_json import LOGS_FILE, from_otlp_json, read_otlp_json
+
+    found = read_otlp_json(folder)
+    types = _request_types()
+    readers = {
+        "resourceLogs": ("logs", types["logs"], flat_logs),
+        "resourceSpans": ("spans", types["traces"], flat_spans),
+        "resourceMetrics": ("metrics", types["metrics"], flat_metrics),
+    }
+    for path in _candidates(folder, {folder / LOGS_FILE}, (None, None)):
+        if _sniff(path) is None:
+            continue
+        try:
+            requests = list(_requests(_decompressed(path.read_bytes()), _signal_of(path)))
+        except (ValueError, OSError, EOFError, DecodeError):
+            found.bad_lines += 1
+            continue
+        for request in requests:
+            key = next((k for k in _KEYS if request.get(k)), None)
+            if key is not None:
+                field, message_type, flatten = readers[key]
+                getattr(found, field).extend(flatten(from_otlp_json(request, message_type)))
+    return found
