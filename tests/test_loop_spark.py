@@ -37,13 +37,6 @@ DAYS = 21
 PER_DAY = 240
 AS_OF = "2024-01-22T00:00:00Z"  # the end of the last day: labels arrive for days after it
 
-pytestmark = pytest.mark.filterwarnings(
-    # pyspark 4 warns that it does not fully support the pandas installed beside it; modeltel
-    # hands Spark no pandas objects.
-    "ignore:PySpark does not yet fully support pandas:FutureWarning"
-)
-
-
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
     """A local Spark on two cores, as ``--engine spark`` starts one."""

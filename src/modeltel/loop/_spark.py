@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, Final
@@ -69,9 +70,19 @@ def spark_session(master: str, memory_limit: str) -> Any:
         .config("spark.sql.session.timeZone", "UTC")
     )
     if master.startswith("local"):
-        # Spark's 200 shuffle partitions suit a cluster; on one machine a few per core do.
-        builder = builder.config("spark.sql.shuffle.partitions", str(4 * (os.cpu_count() or 1)))
-    session = builder.getOrCreate()
+        # Spark's 200 shuffle partitions suit a cluster; on one machine a few per core do. Bound
+        # to loopback, a local Spark needs no resolvable host name or network interface.
+        builder = (
+            builder.config("spark.sql.shuffle.partitions", str(4 * (os.cpu_count() or 1)))
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.driver.host", "127.0.0.1")
+        )
+    if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    with warnings.catch_warnings():
+        # pyspark warns at start-up about the pandas beside it; modeltel hands Spark no pandas.
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+        session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
 
