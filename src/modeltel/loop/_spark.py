@@ -77,8 +77,7 @@ def spark_session(master: str, memory_limit: str) -> Any:
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.driver.host", "127.0.0.1")
         )
-    if master.startswith("local"):
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read by the JVM's launcher
     with warnings.catch_warnings():
         # pyspark warns at start-up about the pandas beside it; modeltel hands Spark no pandas.
         warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
