@@ -37,6 +37,7 @@ DAYS = 21
 PER_DAY = 240
 AS_OF = "2024-01-22T00:00:00Z"  # the end of the last day: labels arrive for days after it
 
+
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
     """A local Spark on two cores, as ``--engine spark`` starts one."""
