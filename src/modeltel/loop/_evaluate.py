@@ -209,7 +209,8 @@ def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, 
     if options.engine not in ENGINES:
         raise ValueError(f"engine {options.engine!r}: expected one of {', '.join(ENGINES)}")
     since = parse_instant(options.since) if options.since else None
-    if options.engine == "spark" and is_tables_folder(path):
+    tables = is_tables_folder(path)  # on a URL, a listing: asked once
+    if options.engine == "spark" and tables:
         if options.labels:
             raise ValueError(
                 f"{path}: a tables folder carries its labels in outcomes/ (modeltel tables --labels)"
@@ -218,7 +219,6 @@ def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, 
         return SparkConnection(session, str(path), since=since), {}, 0
     con = connect(memory_limit=options.memory_limit)
     window = (since, parse_instant(options.as_of) if options.as_of else None)
-    tables = is_tables_folder(path)
     with local_folder(path, (None, None) if tables else window) as folder:
         if tables:
             read_tables(con, folder)
