@@ -64,16 +64,17 @@ def cost_latency(
     con: Any, keys: Sequence[str], where: str = "TRUE", table: str = "joined"
 ) -> dict[Key, CostLatency]:
     """Cost and latency per group of ``table`` (``keys`` must start with model, version)."""
-    k = ", ".join(keys)
-    latency = dialect(con).quantile_list("duration_s", (0.5, 0.95, 0.99))
-    rows = con.execute(f"""
-        SELECT {k}, count(*), sum(cost), {latency} FILTER (WHERE {finite("duration_s")})
-        FROM {table} WHERE {where} GROUP BY ALL
-    """).fetchall()
+    rows = con.execute(
+        f"SELECT {', '.join(keys)}, count(*), sum(cost) FROM {table} WHERE {where} GROUP BY ALL"
+    ).fetchall()
+    timed = f"{table} WHERE ({where}) AND {finite('duration_s')}"
+    latency_query = dialect(con).grouped_quantiles(keys, "duration_s", timed, (0.5, 0.95, 0.99))
+    latencies = {tuple(row[:-1]): row[-1] for row in con.execute(latency_query).fetchall()}
     targets = declared_targets(con)
     result: dict[Key, CostLatency] = {}
     for row in rows:
-        key, (count, cost, quantiles) = tuple(row[: len(keys)]), row[len(keys) :]
+        key, (count, cost) = tuple(row[: len(keys)]), row[len(keys) :]
+        quantiles = latencies.get(key)
         p50, p95, p99 = (None, None, None) if quantiles is None else (q * 1000.0 for q in quantiles)
         budget, target = targets.get((key[0], key[1]), (None, None))
         per_1k = 1000.0 * float(cost) / count if count else None
