@@ -9,7 +9,8 @@ tables as Parquet (from the cache) and both engines evaluate that tables folder,
 ``local[2]`` (``--engine spark`` on the telemetry folder is the landing plus that run). Wall
 time and peak memory: the largest sum of the resident memory of the command's whole process tree
 (the evaluating process, its conversion workers, Spark's JVM), sampled every 50 ms, as a
-Markdown table.
+Markdown table. Each evaluation's progress (its time per stage) is kept beside the data
+as `<size>-<engine>[-first].log`.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def _run(argv: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of one command's process tree."""
+def _run(argv: list[str], log: Path | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GB) of one command's process tree; its stderr to ``log``."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak, done = [0], threading.Event()
@@ -66,6 +67,8 @@ def _run(argv: list[str]) -> tuple[float, float]:
     wall = time.perf_counter() - start
     done.set()
     sampler.join()
+    if log is not None:
+        log.write_bytes(stderr)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{stderr.decode()}")
     return wall, peak[0] / 1e9
@@ -81,29 +84,33 @@ def _generate(folder: Path, size: int) -> float:
     return wall
 
 
-def _evaluate(folder: Path, *engine: str, labels: Path | None = None) -> tuple[float, float]:
-    argv = [sys.executable, "-m", "modeltel.cli", "evaluate", str(folder), "--quiet", *engine]
+def _evaluate(folder: Path, *engine: str, labels: Path | None = None, run: str = "") -> tuple[float, float]:
+    argv = [sys.executable, "-m", "modeltel.cli", "evaluate", str(folder), *engine]
     if labels is not None:
         argv += ["--labels", str(labels)]
-    return _run([*argv, "--json", str(folder.with_name(f"{folder.name}-{engine[1]}.json"))])
+    name = f"{folder.name}-{engine[1]}{run}"  # the report and the stage timings, beside the data
+    json, log = folder.with_name(f"{name}.json"), folder.with_name(f"{name}.log")
+    return _run([*argv, "--json", str(json)], log)
 
 
-SPARK = ("--engine", "spark", "--spark-master", "local[2]")
 DUCKDB = ("--engine", "duckdb")
 
 
-def _measure(folder: Path, engines: set[str]) -> Iterator[tuple[str, str, tuple[float, float]]]:
+def _measure(
+    folder: Path, engines: set[str], spark_memory: str
+) -> Iterator[tuple[str, str, tuple[float, float]]]:
     labels = folder / "labels.parquet"
     shutil.rmtree(folder / ".modeltel-cache", ignore_errors=True)
     if "duckdb" in engines:
-        yield "DuckDB", "first run", _evaluate(folder, *DUCKDB, labels=labels)
+        yield "DuckDB", "first run", _evaluate(folder, *DUCKDB, labels=labels, run="-first")
         yield "DuckDB", "cached", _evaluate(folder, *DUCKDB, labels=labels)
     if "spark" in engines:
         tables = folder.with_name(f"{folder.name}-tables")
         command = [sys.executable, "-m", "modeltel.cli", "tables", str(folder), str(tables)]
         yield "DuckDB", "modeltel tables (landing)", _run([*command, "--labels", str(labels)])
         yield "DuckDB", "tables folder", _evaluate(tables, *DUCKDB)
-        yield "Spark local[2]", "tables folder", _evaluate(tables, *SPARK)
+        spark = ("--engine", "spark", "--spark-master", "local[2]", "--memory-limit", spark_memory)
+        yield f"Spark local[2], {spark_memory} heap", "tables folder", _evaluate(tables, *spark)
         shutil.rmtree(tables)
 
 
@@ -112,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="10000000,100000000", help="predictions, comma-separated")
     parser.add_argument("--work", type=Path, default=Path("/tmp/modeltel-bench-loop"), help="where data goes")
     parser.add_argument("--engines", default="duckdb,spark", help="engines to time, comma-separated")
+    # Spark's default 4 GB driver heap runs out materialising the join at 100M rows.
+    parser.add_argument("--spark-memory", default="6GB", help="Spark's driver heap (--memory-limit)")
     args = parser.parse_args(argv)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     print(f"# modeltel evaluate at scale ({machine})")
@@ -121,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         folder = args.work / f"{size}"
         _generate(folder, size)
         data_gb = sum(p.stat().st_size for p in folder.glob("logs*.jsonl")) / 1e9
-        for engine, label, (wall, rss) in _measure(folder, set(args.engines.split(","))):
+        for engine, label, (wall, rss) in _measure(folder, set(args.engines.split(",")), args.spark_memory):
             rate = f"{size / wall:,.0f}"
             print(
                 f"| {size:,} | {data_gb:.1f} GB | {engine} | {label} | {wall:.1f} | {rate} | {rss:.1f} |",
