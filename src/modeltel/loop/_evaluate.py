@@ -23,11 +23,10 @@ from modeltel.loop._compare import compare_versions
 from modeltel.loop._cost import cost_latency
 from modeltel.loop._drift import Sample, compare, profile_sample, window_samples
 from modeltel.loop._durations import NS_PER_S, parse_duration, parse_instant
-from modeltel.loop._engine import DEFAULT_MEMORY_LIMIT, connect, require_duckdb
+from modeltel.loop._engine import DEFAULT_MEMORY_LIMIT, require_duckdb
 from modeltel.loop._histogram import score_histogram
 from modeltel.loop._inventory import build_inventory
 from modeltel.loop._join import build_joined, latest_timestamp
-from modeltel.loop._load import load_labels, load_telemetry
 from modeltel.loop._metrics import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
@@ -40,10 +39,9 @@ from modeltel.loop._operational import operational, violation_totals
 from modeltel.loop._periods import add_periods, apply_bands, check_estimates, run_backtest
 from modeltel.loop._profile import load_profile
 from modeltel.loop._progress import Progress
-from modeltel.loop._remote import local_folder
 from modeltel.loop._result import Evaluation, GroupReport
 from modeltel.loop._spark import SparkConnection, require_pyspark, spark_session
-from modeltel.loop._tables import is_tables_folder, read_tables, save_tables
+from modeltel.loop._tables import is_tables_folder, load_duckdb, save_tables
 
 __all__ = ["ENGINES", "EvaluateOptions", "evaluate"]
 
@@ -217,18 +215,10 @@ def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, 
             )
         session = spark or spark_session(options.spark_master, options.memory_limit)
         return SparkConnection(session, str(path), since=since), {}, 0
-    con = connect(memory_limit=options.memory_limit)
     window = (since, parse_instant(options.as_of) if options.as_of else None)
-    with local_folder(path, (None, None) if tables else window) as folder:
-        if tables:
-            read_tables(con, folder)
-            skipped: dict[str, int] = {}
-        else:
-            skipped = load_telemetry(con, folder, window=window)
-    if since is not None:
-        for table in ("predictions", "feature_values"):
-            con.execute(f"DELETE FROM {table} WHERE ts < {since}")
-    loaded = sum(load_labels(con, labels) for labels in options.labels)
+    con, skipped, loaded = load_duckdb(
+        path, labels=options.labels, memory_limit=options.memory_limit, window=window, tables=tables
+    )
     if options.engine == "duckdb":
         return con, skipped, loaded
     return (

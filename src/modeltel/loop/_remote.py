@@ -69,5 +69,5 @@ def _walk(filesystem: Any, root: str, relative: str, window: Window) -> Iterator
         child = info.path[len(root) :].lstrip("/")
         if info.type == fs.FileType.Directory and not outside_window(child, window):
             yield from _walk(filesystem, root, child, window)
-        elif info.type == fs.FileType.File and not outside_window(child.rpartition("/")[0], window):
+        elif info.type == fs.FileType.File:  # its folder was checked on the way down
             yield child

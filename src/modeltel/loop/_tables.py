@@ -10,16 +10,57 @@ without parsing telemetry again. Their columns are described in :mod:`modeltel.l
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from modeltel.loop._engine import connect
 from modeltel.loop._load import load_labels, load_telemetry, sql_string
-from modeltel.loop._remote import is_url, remote_filesystem
+from modeltel.loop._remote import is_url, local_folder, remote_filesystem
 
-__all__ = ["TABLES", "is_tables_folder", "land_tables", "read_tables", "save_tables"]
+__all__ = ["TABLES", "Loaded", "is_tables_folder", "land_tables", "load_duckdb", "read_tables", "save_tables"]
 
 TABLES: Final = ("predictions", "outcomes", "model_info", "feature_values")
+
+
+class Loaded(NamedTuple):
+    """A DuckDB connection holding the four tables, and what loading them counted."""
+
+    con: Any
+    skipped: dict[str, int]  # telemetry lines skipped, by reason
+    outcomes: int  # outcome rows loaded from label files
+
+
+def load_duckdb(
+    path: str | Path,
+    *,
+    labels: Sequence[Path],
+    memory_limit: str,
+    window: tuple[int | None, int | None] = (None, None),
+    tables: bool | None = None,
+) -> Loaded:
+    """The four tables on a new DuckDB connection, from telemetry folder ``path`` or tables
+    folder ``path`` (``tables``, when the caller already asked :func:`is_tables_folder`), either
+    one local or a URL; then the ``labels`` files. ``window`` is (since, as-of) in ns since the
+    epoch: partitions outside it are not read, and predictions and feature samples made before
+    ``since`` are left out."""
+    tables = is_tables_folder(path) if tables is None else tables
+    since = window[0]
+    con = connect(memory_limit=memory_limit)
+    try:
+        with local_folder(path, (None, None) if tables else window) as folder:
+            if tables:
+                read_tables(con, folder)
+                skipped: dict[str, int] = {}
+            else:
+                skipped = load_telemetry(con, folder, window=window)
+        if since is not None:
+            for table in ("predictions", "feature_values"):
+                con.execute(f"DELETE FROM {table} WHERE ts < {since}")
+        return Loaded(con, skipped, sum(load_labels(con, file) for file in labels))
+    except BaseException:
+        con.close()
+        raise
 
 
 def is_tables_folder(path: str | Path) -> bool:
@@ -55,11 +96,8 @@ def read_tables(con: Any, folder: str | Path) -> None:
 def land_tables(folder: Path, out: str | Path, labels: tuple[Path, ...], memory_limit: str) -> dict[str, int]:
     """Load telemetry ``folder`` and ``labels`` on DuckDB and write the tables under ``out``;
     returns each table's row count."""
-    con = connect(memory_limit=memory_limit)
+    con = load_duckdb(folder, labels=labels, memory_limit=memory_limit).con
     try:
-        load_telemetry(con, folder)
-        for path in labels:
-            load_labels(con, path)
         save_tables(con, out)
         return {name: int(con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]) for name in TABLES}
     finally:
