@@ -18,7 +18,7 @@ Rules (the README's "maturation and duplicates" section states them for users):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from modeltel.loop._dialect import dialect
 
@@ -43,12 +43,16 @@ def build_joined(con: Any, *, as_of: int, maturation: int, period: int, origin: 
     ``origin``), ``label_num`` / ``label_str``
     (NULL when unlabelled). Outcomes are reduced to one per key before the join, so the large
     side (predictions) is only probed, never grouped. The three candidate labels (by id, by hash
-    and model, by hash alone) come from disjoint outcomes, so their ranks never tie.
+    and model, by hash alone) come from disjoint outcomes, so their ranks never tie. A candidate
+    no outcome provides is not joined at all: each join moves every prediction once more
+    (a shuffle of all of them on Spark).
     """
     sql = dialect(con)
     rank = sql.pair(f"coalesce(at_ns, {_NO_AT})", "seq")
     reduced = f"max({rank}) AS r, max_by(label_num, {rank}) AS n, max_by(label_str, {rank}) AS s"
     period_of = sql.div(f"p.ts - {origin}", period)
+    present = _candidates(con, as_of)
+    joins = "\n".join(_JOINS[alias] for alias in present)
     con.execute(f"""
         CREATE OR REPLACE TABLE joined AS
         WITH known AS (
@@ -61,18 +65,43 @@ def build_joined(con: Any, *, as_of: int, maturation: int, period: int, origin: 
             FROM known WHERE prediction_id IS NULL AND payload_hash IS NOT NULL GROUP BY payload_hash, model
         )
         SELECT p.*, p.ts + {maturation} <= {as_of} AS matured, {period_of} AS period,
-               {_pick("n")} AS label_num, {_pick("s")} AS label_str
+               {_pick(present, "n")} AS label_num, {_pick(present, "s")} AS label_str
         FROM predictions p
-        LEFT JOIN by_id i ON i.prediction_id = p.prediction_id
-        LEFT JOIN by_hash hm ON hm.payload_hash = p.payload_hash AND hm.model = p.model
-        LEFT JOIN by_hash ha ON ha.payload_hash = p.payload_hash AND ha.model IS NULL
+        {joins}
         WHERE p.ts < {as_of}
     """)
 
 
-def _pick(column: str) -> str:
-    """The candidate label with the highest rank (by id first on a tie, then by hash and model)."""
-    return (
-        f"CASE WHEN i.r >= coalesce(hm.r, i.r) AND i.r >= coalesce(ha.r, i.r) THEN i.{column} "
-        f"WHEN hm.r >= coalesce(ha.r, hm.r) THEN hm.{column} ELSE ha.{column} END"
-    )
+# The candidate labels, in the order that wins a tie: by id, by hash and model, by hash alone.
+_JOINS: Final = {
+    "i": "LEFT JOIN by_id i ON i.prediction_id = p.prediction_id",
+    "hm": "LEFT JOIN by_hash hm ON hm.payload_hash = p.payload_hash AND hm.model = p.model",
+    "ha": "LEFT JOIN by_hash ha ON ha.payload_hash = p.payload_hash AND ha.model IS NULL",
+}
+
+
+def _candidates(con: Any, as_of: int) -> list[str]:
+    """The aliases of :data:`_JOINS` that some outcome known before ``as_of`` provides."""
+    by_hash = "prediction_id IS NULL AND payload_hash IS NOT NULL"
+    row = con.execute(f"""
+        SELECT count(*) FILTER (WHERE prediction_id IS NOT NULL),
+               count(*) FILTER (WHERE {by_hash} AND model IS NOT NULL),
+               count(*) FILTER (WHERE {by_hash} AND model IS NULL)
+        FROM outcomes WHERE at_ns IS NULL OR at_ns < {as_of}
+    """).fetchone()
+    return [alias for alias, n in zip(_JOINS, row or (0, 0, 0), strict=True) if n]
+
+
+def _pick(present: list[str], column: str) -> str:
+    """The candidate label with the highest rank (the earlier candidate on a tie)."""
+    if not present:
+        return f"CAST(NULL AS {_TYPES[column]})"
+    cases = [
+        f"WHEN {' AND '.join(f'{a}.r >= coalesce({b}.r, {a}.r)' for b in present[i + 1 :])} THEN {a}.{column}"
+        for i, a in enumerate(present[:-1])
+    ]
+    last = f"{present[-1]}.{column}"
+    return f"CASE {' '.join(cases)} ELSE {last} END" if cases else last
+
+
+_TYPES: Final = {"n": "DOUBLE", "s": "STRING"}
