@@ -40,7 +40,7 @@ from modeltel.loop._periods import add_periods, apply_bands, check_estimates, ru
 from modeltel.loop._profile import load_profile
 from modeltel.loop._progress import Progress
 from modeltel.loop._result import Evaluation, GroupReport
-from modeltel.loop._spark import SparkConnection, require_pyspark, spark_session
+from modeltel.loop._spark import SparkConnection, require_pyspark, shuffle_partitions, spark_session
 from modeltel.loop._tables import is_tables_folder, load_duckdb, save_tables
 
 __all__ = ["ENGINES", "EvaluateOptions", "evaluate"]
@@ -213,28 +213,32 @@ def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, 
             raise ValueError(
                 f"{path}: a tables folder carries its labels in outcomes/ (modeltel tables --labels)"
             )
-        session = spark or spark_session(options.spark_master, options.memory_limit)
-        return SparkConnection(session, str(path), since=since), {}, 0
+        return SparkConnection(_session(spark, options, str(path)), str(path), since=since), {}, 0
     window = (since, parse_instant(options.as_of) if options.as_of else None)
     con, skipped, loaded = load_duckdb(
         path, labels=options.labels, memory_limit=options.memory_limit, window=window, tables=tables
     )
     if options.engine == "duckdb":
         return con, skipped, loaded
-    return (
-        _hand_to_spark(con, spark or spark_session(options.spark_master, options.memory_limit)),
-        skipped,
-        loaded,
-    )
+    return _hand_to_spark(con, spark, options), skipped, loaded
 
 
-def _hand_to_spark(con: Any, session: Any) -> SparkConnection:
+def _session(spark: Any, options: EvaluateOptions, source: str) -> Any:
+    """``spark`` when given, else the active session or a new one sized for ``source``."""
+    if spark is not None:
+        return spark
+    return spark_session(options.spark_master, options.memory_limit, shuffle_partitions(source))
+
+
+def _hand_to_spark(con: Any, spark: Any, options: EvaluateOptions) -> SparkConnection:
     """What DuckDB loaded on this machine, landed as Parquet in a scratch folder for Spark."""
     scratch = tempfile.mkdtemp(prefix="modeltel-tables-")
     try:
-        save_tables(con, scratch)
-        con.close()
-        return SparkConnection(session, scratch, remove_on_close=True)
+        try:
+            save_tables(con, scratch)
+        finally:
+            con.close()
+        return SparkConnection(_session(spark, options, scratch), scratch, remove_on_close=True)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
