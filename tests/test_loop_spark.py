@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from modeltel.loop import EvaluateOptions, evaluate, format_evaluation, to_jsonable
+from modeltel.loop._dialect import SPARK
 from modeltel.loop._drift import score_samples
 from modeltel.loop._engine import connect
 from modeltel.loop._join import build_joined
@@ -213,6 +214,27 @@ def test_the_drift_sample_is_the_same_rows_on_both_engines(folder: Path, spark: 
     for key, values in found["duckdb"].items():
         assert 200 < len(values) < 400  # sampled: each window holds ~2,500 finite scores
         np.testing.assert_array_equal(np.sort(values), np.sort(found["spark"][key]))
+
+
+def test_exact_latency_quantiles_on_awkward_values(spark: Any) -> None:
+    """Spark's quantile query (buckets, then a sort of the few it needs) equals numpy.percentile
+    where buckets are easy to get wrong: ties across a bucket edge, zero and negative values,
+    groups of one and two, and values twenty orders of magnitude apart."""
+    rng = np.random.default_rng(7)
+    groups = {
+        "ties": [0.005] * 50 + [0.007] * 50,
+        "zero and negative": [0.0, -1.0, 0.0, 2e-9, 3.0, -0.5],
+        "one": [0.25],
+        "two": [1e-10, 1e10],
+        "wide": rng.lognormal(-5.0, 3.0, 5_000).tolist(),
+    }
+    rows = [(name, float(x)) for name, values in groups.items() for x in values]
+    spark.createDataFrame(rows, "g string, x double").createOrReplaceTempView("awkward")
+    query = SPARK.grouped_quantiles(["g"], "x", "awkward WHERE TRUE", (0.5, 0.95, 0.99))
+    found = {name: quantiles for name, quantiles in spark.sql(query).collect()}
+    assert found.keys() == groups.keys()
+    for name, values in groups.items():
+        np.testing.assert_allclose(found[name], np.percentile(values, [50, 95, 99]), rtol=1e-12, err_msg=name)
 
 
 def test_the_readmes_cluster_job_runs(folder: Path, spark: Any, tmp_path: Path) -> None:

@@ -8,8 +8,10 @@ them. A connection without a ``dialect`` attribute (a DuckDB connection) is Duck
 Exact quantiles are the one entry that is a whole query rather than a spelling: DuckDB has an
 exact ``quantile_cont`` aggregate, while Spark's exact ``percentile`` keeps every distinct value
 of a group in one hash map (50M latencies of one model version are more than a 6 GB heap).
-Spark's query instead numbers each group's values in order, a sort that spills to disk, and
-interpolates between the two values each quantile falls between.
+Spark's query instead counts each group's values in buckets ordered like the values, keeps the
+few buckets holding the two values each quantile falls between, numbers the values of only
+those buckets in order, and interpolates. Sorting every value instead took five times as long
+at 10M predictions.
 """
 
 from __future__ import annotations
@@ -67,24 +69,40 @@ def _duckdb_quantiles(keys: Sequence[str], x: str, rows: str, qs: Sequence[float
 
 def _spark_quantiles(keys: Sequence[str], x: str, rows: str, qs: Sequence[float]) -> str:
     k = ", ".join(keys)
+    b_keys = ", ".join(f"b.{key}" for key in keys)
+    same_group = " AND ".join(f"b.{key} = w.{key}" for key in keys)
+    # Buckets in the order of x (x is finite here): one per 1/64 of a natural log of a positive
+    # x, one for every x <= 0, below all others (ln of the least double is above -48,000).
+    bucket = f"CASE WHEN {x} > 0 THEN floor(ln({x}) * 64) ELSE -100000 END"
+
+    def positions(q: float) -> tuple[str, str]:
+        return f"floor({q!r} * last)", f"ceil({q!r} * last)"
 
     def value_at(index: str) -> str:
         return f"max(v) FILTER (WHERE i = {index})"
 
     def interpolated(q: float) -> str:
-        position = f"({q!r} * last)"  # constant in a group, so max() of it is itself
-        below, above = value_at(f"floor{position}"), value_at(f"ceil{position}")
-        return f"{below} + (max({position}) - max(floor{position})) * ({above} - {below})"
+        below, above = (value_at(p) for p in positions(q))
+        return f"{below} + (max({q!r} * last) - max({positions(q)[0]})) * ({above} - {below})"
 
-    wanted = " OR ".join(f"i IN (floor({q!r} * last), ceil({q!r} * last))" for q in qs)
+    wanted = [p for q in qs for p in positions(q)]
     return f"""
-        WITH numbered AS (
-            SELECT {k}, {x} AS v, row_number() OVER (PARTITION BY {k} ORDER BY {x}) - 1 AS i,
-                   count(*) OVER (PARTITION BY {k}) - 1 AS last
-            FROM {rows}
+        WITH b AS (SELECT {k}, {x} AS v, {bucket} AS bucket FROM {rows}),
+        counted AS (
+            SELECT {k}, bucket, count(*) AS n,
+                   sum(count(*)) OVER (PARTITION BY {k} ORDER BY bucket) - count(*) AS before,
+                   sum(count(*)) OVER (PARTITION BY {k}) - 1 AS last
+            FROM b GROUP BY ALL
+        ), w AS (
+            SELECT * FROM counted
+            WHERE {" OR ".join(f"({p} >= before AND {p} < before + n)" for p in wanted)}
+        ), numbered AS (
+            SELECT {b_keys}, b.v, w.last,
+                   w.before + row_number() OVER (PARTITION BY {b_keys}, b.bucket ORDER BY b.v) - 1 AS i
+            FROM b JOIN w ON {same_group} AND b.bucket = w.bucket
         )
         SELECT {k}, array({", ".join(interpolated(q) for q in qs)})
-        FROM numbered WHERE {wanted} GROUP BY ALL
+        FROM numbered WHERE i IN ({", ".join(wanted)}) GROUP BY ALL
     """
 
 
