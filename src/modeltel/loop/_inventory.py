@@ -39,9 +39,13 @@ def build_inventory(
     """One :class:`InventoryEntry` per model/version in the loaded telemetry (``costs`` if known)."""
     columns = ", ".join(f"i.{key}" for key in TRUTH_KEYS)
     rows = con.execute(f"""
-        SELECT i.model, i.version, {columns}, count(p.ts), min(p.ts), max(p.ts)
-        FROM model_info i LEFT JOIN predictions p ON p.model = i.model AND p.version = i.version
-        GROUP BY ALL ORDER BY i.model, i.version
+        WITH p AS (
+            SELECT model, version, count(ts) AS n, min(ts) AS t0, max(ts) AS t1
+            FROM predictions GROUP BY model, version
+        )
+        SELECT DISTINCT i.model, i.version, {columns}, coalesce(p.n, 0), p.t0, p.t1
+        FROM model_info i LEFT JOIN p ON p.model = i.model AND p.version = i.version
+        ORDER BY i.model, i.version
     """).fetchall()
     if costs is None:
         costs = {
