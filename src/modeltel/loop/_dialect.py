@@ -82,8 +82,9 @@ def _spark_quantiles(keys: Sequence[str], x: str, rows: str, qs: Sequence[float]
         return f"max(v) FILTER (WHERE i = {index})"
 
     def interpolated(q: float) -> str:
-        below, above = (value_at(p) for p in positions(q))
-        return f"{below} + (max({q!r} * last) - max({positions(q)[0]})) * ({above} - {below})"
+        lower, upper = positions(q)
+        below, above = value_at(lower), value_at(upper)
+        return f"{below} + (max({q!r} * last) - max({lower})) * ({above} - {below})"
 
     wanted = [p for q in qs for p in positions(q)]
     return f"""

@@ -96,12 +96,17 @@ def _pick(present: list[str], column: str) -> str:
     """The candidate label with the highest rank (the earlier candidate on a tie)."""
     if not present:
         return f"CAST(NULL AS {_TYPES[column]})"
-    cases = [
-        f"WHEN {' AND '.join(f'{a}.r >= coalesce({b}.r, {a}.r)' for b in present[i + 1 :])} THEN {a}.{column}"
-        for i, a in enumerate(present[:-1])
-    ]
-    last = f"{present[-1]}.{column}"
-    return f"CASE {' '.join(cases)} ELSE {last} END" if cases else last
+    *contenders, last = present
+    cases = " ".join(
+        f"WHEN {_outranks(alias, present[i + 1 :])} THEN {alias}.{column}"
+        for i, alias in enumerate(contenders)
+    )
+    return f"CASE {cases} ELSE {last}.{column} END" if cases else f"{last}.{column}"
+
+
+def _outranks(alias: str, later: list[str]) -> str:
+    """True when candidate ``alias`` ranks at least as high as every ``later`` one it meets."""
+    return " AND ".join(f"{alias}.r >= coalesce({other}.r, {alias}.r)" for other in later)
 
 
 _TYPES: Final = {"n": "DOUBLE", "s": "STRING"}
