@@ -24,7 +24,7 @@ from sklearn.metrics import (
 
 from modeltel.loop._cost import cost_latency
 from modeltel.loop._engine import connect
-from modeltel.loop._metrics import classification, counts, regression
+from modeltel.loop._metrics import classification, classification_within, counts, regression
 
 KEYS = ["model", "version"]
 KEY = ("m", "1")
@@ -114,6 +114,31 @@ def test_tied_scores_auc_counts_ties_half(con: Any) -> None:
     assert classification(con, KEYS, ["m"], 0.5)[KEY].roc_auc == pytest.approx(
         roc_auc_score(labels, scores), abs=TOL
     )
+
+
+def test_each_subset_in_one_pass_equals_sklearn_on_its_rows(con: Any) -> None:
+    """Several row filters share one sort by score, yet each subset's AUC and other metrics
+    are sklearn's on that subset's rows alone: tied scores across subsets, a subset holding one
+    class (AUC undefined) and a subset matching no row."""
+    scores, labels = _binary(6)
+    scores = np.round(scores, 2)  # ties inside and across the subsets
+    _joined(con, scores, labels, cost=np.arange(scores.size, dtype=np.float64))
+    first = np.arange(scores.size) < 1500
+    subsets = {
+        "all": "TRUE",
+        "first": "cost < 1500",
+        "positives": "label_num = 1",
+        "none": "cost < 0",
+    }
+    found = classification_within(con, KEYS, ["m"], 0.5, subsets)
+    for name, rows in (("all", np.full(scores.size, True)), ("first", first)):
+        m = found[name][KEY]
+        assert m.n == int(rows.sum())
+        assert m.roc_auc == pytest.approx(roc_auc_score(labels[rows], scores[rows]), abs=TOL)
+        assert m.log_loss == pytest.approx(log_loss(labels[rows], scores[rows]), abs=TOL)
+    assert found["first"][KEY] == classification(con, KEYS, ["m"], 0.5, "cost < 1500")[KEY]
+    assert found["positives"][KEY].roc_auc is None
+    assert found["none"] == {}
 
 
 def test_all_equal_scores_give_auc_one_half(con: Any) -> None:

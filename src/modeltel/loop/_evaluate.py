@@ -31,7 +31,7 @@ from modeltel.loop._metrics import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
     Key,
-    classification,
+    classification_within,
     counts,
     regression,
 )
@@ -139,7 +139,11 @@ def _primary(con: Any, model: str, task: str) -> str | None:
     return declared if declared in allowed else allowed[0]
 
 
-def _group_reports(con: Any, keys: Sequence[str], threshold: float) -> dict[Key, GroupReport]:
+def _group_reports(
+    con: Any, keys: Sequence[str], threshold: float, w: _Windows
+) -> tuple[dict[Key, GroupReport], dict[Key, Any]]:
+    """Per group: its report with counts and quality over all matured, labelled predictions;
+    and its metrics over the reference window alone (the backtest's baseline)."""
     tasks = _tasks(con)
     groups: dict[Key, GroupReport] = {}
     for key, c in sorted(counts(con, keys).items()):
@@ -150,27 +154,26 @@ def _group_reports(con: Any, keys: Sequence[str], threshold: float) -> dict[Key,
     by_task = {
         t: sorted({g.model for g in groups.values() if g.task == t}) for t in ("classification", "regression")
     }
-    for key, metrics in classification(con, keys, by_task["classification"], threshold).items():
+    reference = f"ts >= {w.reference[0]} AND ts < {w.reference[1]}"
+    windows = {"all": "TRUE", "reference": reference}
+    found = classification_within(con, keys, by_task["classification"], threshold, windows)
+    for key, metrics in found["all"].items():
         groups[key].classification = metrics
     for key, reg in regression(con, keys, by_task["regression"]).items():
         groups[key].regression = reg
-    return groups
+    at_reference: dict[Key, Any] = dict(found["reference"])
+    at_reference.update(regression(con, keys, by_task["regression"], reference))
+    return groups, at_reference
 
 
 def _reference_quality(
-    con: Any, keys: Sequence[str], groups: dict[Key, GroupReport], w: _Windows, threshold: float
+    groups: dict[Key, GroupReport], at_reference: dict[Key, Any]
 ) -> dict[Key, tuple[float | None, Any]]:
     """Per group: the primary metric over the reference window, and its metrics object."""
-    where = f"ts >= {w.reference[0]} AND ts < {w.reference[1]}"
-    models = {
-        t: sorted({g.model for g in groups.values() if g.task == t}) for t in ("classification", "regression")
-    }
-    found: dict[Key, Any] = dict(classification(con, keys, models["classification"], threshold, where))
-    found.update(regression(con, keys, models["regression"], where))
     result: dict[Key, tuple[float | None, Any]] = {}
     for key, report in groups.items():
-        value = getattr(found.get(key), report.primary_metric or "", None)
-        result[key] = (value if isinstance(value, float) else None, found.get(key))
+        value = getattr(at_reference.get(key), report.primary_metric or "", None)
+        result[key] = (value if isinstance(value, float) else None, at_reference.get(key))
     return result
 
 
@@ -276,7 +279,7 @@ def _analyse(con: Any, folder: Path, options: EvaluateOptions, stages: Progress)
     w = _windows(con, options, as_of, period, origin)
     keys = ["model", "version", "tenant"] if options.by_tenant else ["model", "version"]
     with stages("quality metrics"):
-        groups = _group_reports(con, keys, options.threshold)
+        groups, at_reference = _group_reports(con, keys, options.threshold, w)
     with stages("drift"):
         reference = _drift(con, keys, groups, w, options)
         _operational(con, folder, keys, groups, w)
@@ -298,7 +301,7 @@ def _analyse(con: Any, folder: Path, options: EvaluateOptions, stages: Progress)
         for report in groups.values():
             apply_bands(report, options.band_periods)
     with stages("backtest"):
-        for key, (quality, metrics) in _reference_quality(con, keys, groups, w, options.threshold).items():
+        for key, (quality, metrics) in _reference_quality(groups, at_reference).items():
             run_backtest(groups[key], quality, w.drift_from)
             check_estimates(groups[key], getattr(metrics, "ece", None), getattr(metrics, "n", 0))
     with stages("versions and inventory"):

@@ -17,7 +17,7 @@ Non-finite scores (NaN, infinities) are excluded from every metric and counted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -35,6 +35,7 @@ __all__ = [
     "Regression",
     "ReliabilityBin",
     "classification",
+    "classification_within",
     "counts",
     "regression",
 ]
@@ -151,7 +152,25 @@ def classification(
     con: Any, keys: Sequence[str], models: Sequence[str], threshold: float, where: str = "TRUE"
 ) -> dict[Key, Classification]:
     """Classification metrics per group for the given models (labels 0/1), rows matching ``where``."""
-    where = f"{_EVALUABLE} AND {_models_filter(models)} AND ({where})"
+    return classification_within(con, keys, models, threshold, {"": where})[""]
+
+
+def classification_within(
+    con: Any, keys: Sequence[str], models: Sequence[str], threshold: float, subsets: Mapping[str, str]
+) -> dict[str, dict[Key, Classification]]:
+    """:func:`classification` for each named row filter in ``subsets``, in one pass sorted by
+    score for all of them (the sort behind ROC AUC is the costly part)."""
+    evaluable = f"{_EVALUABLE} AND {_models_filter(models)}"
+    aucs = _roc_auc(con, keys, evaluable, list(subsets.values()))
+    return {
+        name: _classification(con, keys, f"{evaluable} AND ({where})", threshold, auc)
+        for (name, where), auc in zip(subsets.items(), aucs, strict=True)
+    }
+
+
+def _classification(
+    con: Any, keys: Sequence[str], where: str, threshold: float, aucs: dict[Key, float | None]
+) -> dict[Key, Classification]:
     k = _select_keys(keys)
     clip_p = f"greatest(least(score, {1 - _EPS!r}), {_EPS!r})"
     clip_q = f"greatest(least(1 - score, {1 - _EPS!r}), {_EPS!r})"
@@ -164,7 +183,6 @@ def classification(
                count(*) FILTER (WHERE score < {threshold!r} AND label_num = 1)
         FROM joined WHERE {where} GROUP BY ALL
     """).fetchall()
-    aucs = _roc_auc(con, keys, where)
     bins = _reliability(con, keys, where)
     result: dict[Key, Classification] = {}
     for row in base:
@@ -192,27 +210,43 @@ def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def _roc_auc(con: Any, keys: Sequence[str], where: str) -> dict[Key, float | None]:
+def _roc_auc(
+    con: Any, keys: Sequence[str], where: str, subsets: Sequence[str]
+) -> list[dict[Key, float | None]]:
+    """ROC AUC per group of the rows matching ``where``, for each row filter in ``subsets``:
+    one sort by score, with a positive and a negative count per subset."""
     k = _select_keys(keys)
+    counted = ", ".join(
+        f"count(*) FILTER (WHERE label_num = 1 AND ({s})) AS pos{i}, "
+        f"count(*) FILTER (WHERE label_num = 0 AND ({s})) AS neg{i}"
+        for i, s in enumerate(subsets)
+    )
+    below = ", ".join(
+        f"coalesce(sum(neg{i}) OVER (PARTITION BY {k} ORDER BY score "
+        f"ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS below{i}"
+        for i in range(len(subsets))
+    )
     # Integer arithmetic until the final division keeps the Mann-Whitney sum exact.
+    sums = ", ".join(
+        f"CAST(2 * sum(pos{i} * below{i}) + sum(pos{i} * neg{i}) AS DECIMAL(38, 0)), "
+        f"CAST(2 * sum(pos{i}) * sum(neg{i}) AS DECIMAL(38, 0))"
+        for i in range(len(subsets))
+    )
     rows = con.execute(f"""
         WITH by_score AS (
-            SELECT {k}, score, count(*) FILTER (WHERE label_num = 1) AS pos,
-                   count(*) FILTER (WHERE label_num = 0) AS neg
-            FROM joined WHERE {where} GROUP BY ALL
+            SELECT {k}, score, {counted} FROM joined WHERE {where} GROUP BY ALL
         ), ranked AS (
-            SELECT *, coalesce(sum(neg) OVER (PARTITION BY {k} ORDER BY score
-                                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS below
-            FROM by_score
+            SELECT *, {below} FROM by_score
         )
-        SELECT {k}, CAST(2 * sum(pos * below) + sum(pos * neg) AS DECIMAL(38, 0)),
-               CAST(2 * sum(pos) * sum(neg) AS DECIMAL(38, 0))
-        FROM ranked GROUP BY ALL
+        SELECT {k}, {sums} FROM ranked GROUP BY ALL
     """).fetchall()
-    result: dict[Key, float | None] = {}
+    result: list[dict[Key, float | None]] = [{} for _ in subsets]
     for row in rows:
-        key, (num, den) = _split(row, len(keys))
-        result[key] = int(num) / int(den) if den else None
+        key, values = _split(row, len(keys))
+        for i, aucs in enumerate(result):
+            num, den = int(values[2 * i]), int(values[2 * i + 1])
+            if den:
+                aucs[key] = num / den
     return result
 
 
