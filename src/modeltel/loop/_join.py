@@ -39,13 +39,13 @@ def latest_timestamp(con: Any) -> int | None:
 def build_joined(con: Any, *, as_of: int, maturation: int, period: int, origin: int = 0) -> None:
     """Create table ``joined``: every prediction before ``as_of`` with its winning label, if any.
 
-    Adds ``matured`` (bool), ``period`` (``(ts - origin) // period``: periods counted from
-    ``origin``), ``label_num`` / ``label_str``
-    (NULL when unlabelled). Outcomes are reduced to one per key before the join, so the large
-    side (predictions) is only probed, never grouped. The three candidate labels (by id, by hash
-    and model, by hash alone) come from disjoint outcomes, so their ranks never tie. A candidate
-    no outcome provides is not joined at all: each join moves every prediction once more
-    (a shuffle of all of them on Spark).
+    Keeps the prediction columns the evaluation reads (:data:`_KEPT`) and adds ``matured``
+    (bool), ``period`` (``(ts - origin) // period``: periods counted from ``origin``),
+    ``label_num`` / ``label_str`` (NULL when unlabelled). Outcomes are reduced to one per key
+    before the join, so the large side (predictions) is only probed, never grouped. The three
+    candidate labels (by id, by hash and model, by hash alone) come from disjoint outcomes, so
+    their ranks never tie. A candidate no outcome provides is not joined at all: each join moves
+    every prediction once more (a shuffle of all of them on Spark).
     """
     sql = dialect(con)
     rank = sql.pair(f"coalesce(at_ns, {_NO_AT})", "seq")
@@ -64,13 +64,20 @@ def build_joined(con: Any, *, as_of: int, maturation: int, period: int, origin: 
             SELECT payload_hash, model, {reduced}
             FROM known WHERE prediction_id IS NULL AND payload_hash IS NOT NULL GROUP BY payload_hash, model
         )
-        SELECT p.*, p.ts + {maturation} <= {as_of} AS matured, {period_of} AS period,
+        SELECT {_KEPT}, p.ts + {maturation} <= {as_of} AS matured, {period_of} AS period,
                {_pick(present, "n")} AS label_num, {_pick(present, "s")} AS label_str
         FROM predictions p
         {joins}
         WHERE p.ts < {as_of}
     """)
 
+
+# The prediction columns a later stage reads. Not payload_hash or decision: every stage scans
+# ``joined`` (on Spark, from its cache), and those two were a fifth of its bytes.
+_KEPT: Final = ", ".join(
+    f"p.{c}"
+    for c in ("model", "version", "tenant", "prediction_id", "score", "outcome", "ts", "duration_s", "cost")
+)
 
 # The candidate labels, in the order that wins a tie: by id, by hash and model, by hash alone.
 _JOINS: Final = {
