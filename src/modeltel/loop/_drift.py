@@ -92,10 +92,12 @@ class DriftSignal:
 def _sampled(sql: Dialect, source: str, keys: Sequence[str], window: str, cap: int) -> str:
     k = ", ".join(keys)
     chosen = sql.unit_hash("coalesce(w.prediction_id, CAST(w.ts AS STRING))")
+    # ``sizes`` has a row per group and window: Spark otherwise plans a shuffle of every row of
+    # ``w`` for this join before it learns that (DuckDB reads the hint as a comment).
     return f"""
         WITH w AS (SELECT *, {window} AS win FROM ({source}) WHERE {window} IS NOT NULL),
         sizes AS (SELECT {k}, win, count(*) AS size FROM w GROUP BY ALL)
-        SELECT w.* FROM w JOIN sizes USING ({k}, win)
+        SELECT /*+ BROADCAST(sizes) */ w.* FROM w JOIN sizes USING ({k}, win)
         WHERE size <= {cap} OR {chosen} < {cap} / size
     """
 
