@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from modeltel.loop._durations import parse_duration, parse_instant
-from modeltel.loop._engine import DEFAULT_MEMORY_LIMIT, LoopDependencyError
+from modeltel.loop._engine import DEFAULT_MEMORY_LIMIT, LoopDependencyError, resource_problem
 from modeltel.loop._evaluate import ENGINES, EvaluateOptions, evaluate
 from modeltel.loop._html import render_html
 from modeltel.loop._inventory import inventory_and_skipped
@@ -31,6 +31,17 @@ __all__ = [
 
 USAGE_ERROR = 2
 NOTHING_TO_EVALUATE = 1
+OUT_OF_RESOURCES = 1  # what the traceback it replaces exited with
+
+
+def _out_of_resources(command: str, exc: Exception, memory_limit: str) -> int:
+    """Print one line for an engine out of memory or of disk and return the exit code; re-raise
+    any other error."""
+    problem = resource_problem(exc, memory_limit)
+    if problem is None:
+        raise exc
+    print(f"modeltel {command}: {problem}", file=sys.stderr)
+    return OUT_OF_RESOURCES
 
 
 def _duration(text: str) -> str:
@@ -128,6 +139,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"modeltel evaluate: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except Exception as exc:
+        return _out_of_resources("evaluate", exc, args.memory_limit)
     if result.skipped_lines:
         print(
             f"modeltel evaluate: {_skipped_note(result.skipped_lines)}; evaluated the rest", file=sys.stderr
@@ -184,6 +197,8 @@ def run_inventory(args: argparse.Namespace) -> int:
     except LoopDependencyError as exc:
         print(f"modeltel inventory: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except Exception as exc:
+        return _out_of_resources("inventory", exc, DEFAULT_MEMORY_LIMIT)
     if skipped:
         print(f"modeltel inventory: {_skipped_note(skipped)}", file=sys.stderr)
     print(format_inventory(entries))
@@ -214,6 +229,8 @@ def run_tables(args: argparse.Namespace) -> int:
     except (LoopDependencyError, ValueError) as exc:
         print(f"modeltel tables: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except Exception as exc:
+        return _out_of_resources("tables", exc, args.memory_limit)
     if not counts["predictions"]:
         print(f"modeltel tables: no prediction records in {args.path}", file=sys.stderr)
         return NOTHING_TO_EVALUATE
