@@ -28,6 +28,7 @@ from modeltel.loop._dialect import SPARK
 from modeltel.loop._drift import score_samples
 from modeltel.loop._engine import connect
 from modeltel.loop._join import build_joined
+from modeltel.loop._metrics import classification_within
 from modeltel.loop._spark import SparkConnection
 from modeltel.loop._synthetic import append_records, feature_record, outcome_record, prediction_record
 from modeltel.loop._tables import read_tables
@@ -235,6 +236,40 @@ def test_exact_latency_quantiles_on_awkward_values(spark: Any) -> None:
     assert found.keys() == groups.keys()
     for name, values in groups.items():
         np.testing.assert_allclose(found[name], np.percentile(values, [50, 95, 99]), rtol=1e-12, err_msg=name)
+
+
+def test_roc_auc_on_tied_scores_per_subset(folder: Path, spark: Any, tmp_path: Path) -> None:
+    """Spark's AUC query (one sort by score for every subset, ties as peers of a RANGE frame)
+    equals sklearn's on scores tied in tens, with 0.0 beside -0.0, for the whole and a subset."""
+    from sklearn.metrics import roc_auc_score
+
+    subprocess.run(
+        [sys.executable, "-m", "modeltel.cli", "tables", str(folder), str(tmp_path / "t")], check=True
+    )
+    con = SparkConnection(spark, str(tmp_path / "t"))
+    rng = np.random.default_rng(11)
+    labels = (rng.random(3_000) < 0.4).astype(float)
+    scores = np.round(np.clip(rng.normal(0.3 + 0.3 * labels, 0.2), 0.0, 1.0), 1)
+    scores[:40] = np.where(np.arange(40) % 2, 0.0, -0.0)
+    pairs = enumerate(zip(scores, labels, strict=True))
+    rows = [("m", "1", float(x), float(y), str(int(y)), True, i) for i, (x, y) in pairs]
+    schema = (
+        "model string, version string, score double, label_num double, label_str string, "
+        "matured boolean, ts long"
+    )
+    spark.createDataFrame(rows, schema).createOrReplaceTempView("scored")
+    con.execute("CREATE OR REPLACE TABLE joined AS SELECT * FROM scored")
+    try:
+        found = classification_within(
+            con, ["model", "version"], ["m"], 0.5, {"all": "TRUE", "early": "ts < 1200"}
+        )
+    finally:
+        con.close()
+    early = np.arange(scores.size) < 1200
+    assert found["all"][("m", "1")].roc_auc == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert found["early"][("m", "1")].roc_auc == pytest.approx(
+        roc_auc_score(labels[early], scores[early]), abs=1e-12
+    )
 
 
 def test_the_readmes_cluster_job_runs(folder: Path, spark: Any, tmp_path: Path) -> None:

@@ -213,30 +213,31 @@ def _ratio(num: int, den: int) -> float | None:
 def _roc_auc(
     con: Any, keys: Sequence[str], where: str, subsets: Sequence[str]
 ) -> list[dict[Key, float | None]]:
-    """ROC AUC per group of the rows matching ``where``, for each row filter in ``subsets``:
-    one sort by score, with a positive and a negative count per subset."""
+    """ROC AUC per group of the rows matching ``where``, for each row filter in ``subsets``, from
+    one sort by score: a positive counts the negatives of its subset scored below it twice and
+    those tied with it once (the Mann-Whitney sum, times 2)."""
     k = _select_keys(keys)
-    counted = ", ".join(
-        f"count(*) FILTER (WHERE label_num = 1 AND ({s})) AS pos{i}, "
-        f"count(*) FILTER (WHERE label_num = 0 AND ({s})) AS neg{i}"
+    flags = ", ".join(
+        f"label_num = 1 AND ({s}) AS pos{i}, CASE WHEN label_num = 0 AND ({s}) THEN 1 ELSE 0 END AS neg{i}"
         for i, s in enumerate(subsets)
     )
-    below = ", ".join(
-        f"coalesce(sum(neg{i}) OVER (PARTITION BY {k} ORDER BY score "
-        f"ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS below{i}"
+    by_score = f"PARTITION BY {k} ORDER BY score RANGE BETWEEN"
+    frames = ", ".join(
+        f"pos{i}, neg{i}, sum(neg{i}) OVER ({by_score} UNBOUNDED PRECEDING AND CURRENT ROW) AS upto{i}, "
+        f"sum(neg{i}) OVER ({by_score} CURRENT ROW AND CURRENT ROW) AS tied{i}"
         for i in range(len(subsets))
     )
-    # Integer arithmetic until the final division keeps the Mann-Whitney sum exact.
+    # Integer arithmetic until the final division keeps the sum exact.
     sums = ", ".join(
-        f"CAST(2 * sum(pos{i} * below{i}) + sum(pos{i} * neg{i}) AS DECIMAL(38, 0)), "
-        f"CAST(2 * sum(pos{i}) * sum(neg{i}) AS DECIMAL(38, 0))"
+        f"CAST(sum(2 * upto{i} - tied{i}) FILTER (WHERE pos{i}) AS DECIMAL(38, 0)), "
+        f"CAST(2 * count(*) FILTER (WHERE pos{i}) * sum(neg{i}) AS DECIMAL(38, 0))"
         for i in range(len(subsets))
     )
     rows = con.execute(f"""
-        WITH by_score AS (
-            SELECT {k}, score, {counted} FROM joined WHERE {where} GROUP BY ALL
+        WITH flagged AS (
+            SELECT {k}, score, {flags} FROM joined WHERE {where}
         ), ranked AS (
-            SELECT *, {below} FROM by_score
+            SELECT {k}, {frames} FROM flagged
         )
         SELECT {k}, {sums} FROM ranked GROUP BY ALL
     """).fetchall()
@@ -244,9 +245,9 @@ def _roc_auc(
     for row in rows:
         key, values = _split(row, len(keys))
         for i, aucs in enumerate(result):
-            num, den = int(values[2 * i]), int(values[2 * i + 1])
+            num, den = values[2 * i], values[2 * i + 1]
             if den:
-                aucs[key] = num / den
+                aucs[key] = int(num) / int(den)
     return result
 
 
