@@ -21,7 +21,7 @@ PSI is reported beside them as the familiar effect size; it decides nothing.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -103,12 +103,18 @@ def _sampled(sql: Dialect, source: str, keys: Sequence[str], window: str, cap: i
 
 
 def window_samples(
-    con: Any, keys: Sequence[str], window: str, cap: int = SAMPLE_CAP
+    con: Any,
+    keys: Sequence[str],
+    window: str,
+    cap: int = SAMPLE_CAP,
+    scores: Mapping[tuple[Key, str], NDArray[np.float64]] | None = None,
 ) -> dict[tuple[Key, str], Sample]:
-    """Score and feature samples per (group key, window name)."""
+    """Score and feature samples per (group key, window name); ``scores``, when given, are the
+    score samples of these windows already drawn by :func:`score_samples`."""
     k = ", ".join(keys)
     samples: dict[tuple[Key, str], Sample] = {}
-    for (key, win), values in score_samples(con, keys, window, cap).items():
+    drawn = score_samples(con, keys, window, cap) if scores is None else scores
+    for (key, win), values in drawn.items():
         samples.setdefault((key, win), Sample()).numeric[SCORE] = values
     features = _sampled(dialect(con), "SELECT * FROM feature_values", [*keys, "feature"], window, cap)
     query = f"""

@@ -85,15 +85,19 @@ def add_periods(
     drift_from: int,
     signals: Sequence[str] | None,
 ) -> None:
-    """Fill every report's ``periods`` with one :class:`PeriodPoint` per period holding data."""
+    """Fill every report's ``periods`` with one :class:`PeriodPoint` per period holding data;
+    those from ``drift_from`` (a period boundary) on carry their drift against ``reference``."""
     by_period = [*keys, "period"]
     quality = _quality(con, by_period, groups, threshold)
     scores = _mean_scores(con, by_period)
     costs = cost_latency(con, by_period)
     index = dialect(con).div(f"ts - {origin}", period)  # a number: cheaper than its text per row
     window = f"CASE WHEN ts >= {drift_from} THEN {index} END"
-    samples = window_samples(con, keys, window)
     every_period = score_samples(con, keys, index)
+    # The drift windows are the whole periods from drift_from on: every_period holds their
+    # score samples already (the same rows), so only their features are drawn again.
+    drifting = {kw: s for kw, s in every_period.items() if origin + int(kw[1]) * period >= drift_from}
+    samples = window_samples(con, keys, window, scores=drifting)
     health = operational(con, keys, window)
     for key, c in sorted(counts(con, by_period).items(), key=lambda item: item[0][-1]):
         report = groups.get(key[:-1])
