@@ -67,7 +67,7 @@ def resource_problem(exc: BaseException, memory_limit: str) -> str | None:
     if duckdb is None or not isinstance(exc, (duckdb.OutOfMemoryException, duckdb.IOException)):
         return None
     text = str(exc)
-    first, folder = text.strip().splitlines()[0], spill_folder()
+    first, folder = (text.strip().splitlines() or [type(exc).__name__])[0], spill_folder()
     # DuckDB's own cap on its spill folder is the free space of that disk.
     disk = "max_temp_directory_size" in text or "No space left on device" in text
     if disk or (isinstance(exc, duckdb.IOException) and folder in text):
