@@ -76,12 +76,14 @@ class _Windows:
     current: tuple[int, int]
     drift_from: int
 
+    def in_reference(self) -> str:
+        """SQL: the row's ``ts`` is in the reference window."""
+        return f"ts >= {self.reference[0]} AND ts < {self.reference[1]}"
+
     def sql(self) -> str:
-        (r0, r1), (c0, c1) = self.reference, self.current
-        return (
-            f"CASE WHEN ts >= {r0} AND ts < {r1} THEN 'reference' "
-            f"WHEN ts >= {c0} AND ts < {c1} THEN 'current' END"
-        )
+        c0, c1 = self.current
+        current = f"ts >= {c0} AND ts < {c1}"
+        return f"CASE WHEN {self.in_reference()} THEN 'reference' WHEN {current} THEN 'current' END"
 
 
 WEEK_NS: Final = 7 * 86_400 * NS_PER_S
@@ -154,7 +156,7 @@ def _group_reports(
     by_task = {
         t: sorted({g.model for g in groups.values() if g.task == t}) for t in ("classification", "regression")
     }
-    reference = f"ts >= {w.reference[0]} AND ts < {w.reference[1]}"
+    reference = w.in_reference()
     windows = {"all": "TRUE", "reference": reference}
     found = classification_within(con, keys, by_task["classification"], threshold, windows)
     for key, metrics in found["all"].items():
