@@ -204,15 +204,29 @@ def test_a_folder_without_prediction_records_says_so_and_fails(
     assert "no prediction records in" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("source", ["labels file", "recorded outcomes", "tables folder"])
 def test_labels_that_match_no_prediction_say_so_and_fail(
-    records: list[Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    records: list[Any], source: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    OtlpJsonFileLogExporter(tmp_path).export([r for r in records if r.log_record.event_name != "ml.outcome"])
-    labels = tmp_path / "labels.jsonl"
-    labels.write_text(
-        "".join(json.dumps({"prediction_id": f"other-{i}", "label": 1}) + "\n" for i in range(20))
-    )
-    assert main(["evaluate", str(tmp_path), "--labels", str(labels), "--quiet"]) == 1
+    """Outcomes for other predictions, from ``--labels``, recorded in the telemetry, or landed in
+    a tables folder's ``outcomes/`` (a tables folder used to report no outcomes and exit 0)."""
+    telemetry, argv = tmp_path / "telemetry", []
+    exporter = OtlpJsonFileLogExporter(telemetry)
+    exporter.export([r for r in records if r.log_record.event_name != "ml.outcome"])
+    others = [{"prediction_id": f"other-{i}", "label": 1} for i in range(20)]
+    if source == "recorded outcomes":
+        with capture() as c:
+            modeltel.record_outcomes(others)
+        exporter.export(c.logs)
+    else:
+        labels = tmp_path / "labels.jsonl"
+        labels.write_text("".join(json.dumps(o) + "\n" for o in others))
+        argv = ["--labels", str(labels)]
+    if source == "tables folder":
+        assert main(["tables", str(telemetry), str(tmp_path / "tables"), *argv]) == 0
+        telemetry, argv = tmp_path / "tables", []
+
+    assert main(["evaluate", str(telemetry), *argv, "--quiet"]) == 1
     assert "none of the 20 labels matched a prediction" in capsys.readouterr().err
 
 

@@ -180,6 +180,7 @@ def test_a_tables_folder_evaluates_as_its_telemetry_on_both_engines(
     assert done.returncode == 0, done.stderr
     assert "predictions 15,120" in done.stdout
     reference = _report(folder)
+    assert reference["outcomes_loaded"] > 0  # the recorded outcomes; a tables folder counted none
     # The violation counter totals live in the telemetry's metrics file, not in the tables.
     assert_same(reference, _report(tables))
     assert_same(reference, _report(tables, spark))

@@ -206,9 +206,9 @@ def _operational(
         report.operational = ops
 
 
-def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, dict[str, int], int]:
+def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, dict[str, int]]:
     """The engine's connection with the four tables loaded (predictions and feature samples from
-    ``options.since`` on); lines skipped; outcomes loaded."""
+    ``options.since`` on), and the telemetry lines skipped."""
     if options.engine not in ENGINES:
         raise ValueError(f"engine {options.engine!r}: expected one of {', '.join(ENGINES)}")
     since = parse_instant(options.since) if options.since else None
@@ -218,14 +218,14 @@ def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, 
             raise ValueError(
                 f"{path}: a tables folder carries its labels in outcomes/ (modeltel tables --labels)"
             )
-        return SparkConnection(_session(spark, options, str(path)), str(path), since=since), {}, 0
+        return SparkConnection(_session(spark, options, str(path)), str(path), since=since), {}
     window = (since, parse_instant(options.as_of) if options.as_of else None)
-    con, skipped, loaded = load_duckdb(
+    con, skipped = load_duckdb(
         path, labels=options.labels, memory_limit=options.memory_limit, window=window, tables=tables
     )
     if options.engine == "duckdb":
-        return con, skipped, loaded
-    return _hand_to_spark(con, spark, options), skipped, loaded
+        return con, skipped
+    return _hand_to_spark(con, spark, options), skipped
 
 
 def _session(spark: Any, options: EvaluateOptions, source: str) -> Any:
@@ -261,12 +261,14 @@ def evaluate(
     if options.engine == "spark":
         require_pyspark()
     with stages("loading telemetry"):
-        con, skipped, loaded = _load(path, options, spark)
+        con, skipped = _load(path, options, spark)
     try:
+        # Every outcome, recorded or from label files, so labels that match nothing are noticed.
+        outcomes = int(con.execute("SELECT count(*) FROM outcomes").fetchone()[0])
         evaluation = _analyse(con, folder, options, stages)
     finally:
         con.close()  # on Spark, also drops the views and a scratch copy of the tables
-    evaluation.outcomes_loaded, evaluation.skipped_lines = loaded, skipped
+    evaluation.outcomes_loaded, evaluation.skipped_lines = outcomes, skipped
     return evaluation
 
 

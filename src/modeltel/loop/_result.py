@@ -161,6 +161,7 @@ class Evaluation:
     comparisons: list[Comparison] = field(default_factory=list)
     inventory: list[InventoryEntry] = field(default_factory=list)
     outcomes_loaded: int = 0
+    """Outcome rows read: recorded outcomes, ``--labels`` files, a tables folder's ``outcomes/``."""
     skipped_lines: dict[str, int] = field(default_factory=dict)
     """Lines skipped because they are not JSON (e.g. a truncated last line), per logs file name."""
     period_origin_ns: int = 0

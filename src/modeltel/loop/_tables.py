@@ -24,11 +24,10 @@ TABLES: Final = ("predictions", "outcomes", "model_info", "feature_values")
 
 
 class Loaded(NamedTuple):
-    """A DuckDB connection holding the four tables, and what loading them counted."""
+    """A DuckDB connection holding the four tables, and the telemetry lines loading skipped."""
 
     con: Any
-    skipped: dict[str, int]  # telemetry lines skipped, by reason
-    outcomes: int  # outcome rows loaded from label files
+    skipped: dict[str, int]  # by reason
 
 
 def load_duckdb(
@@ -57,7 +56,9 @@ def load_duckdb(
         if since is not None:
             for table in ("predictions", "feature_values"):
                 con.execute(f"DELETE FROM {table} WHERE ts < {since}")
-        return Loaded(con, skipped, sum(load_labels(con, file) for file in labels))
+        for file in labels:
+            load_labels(con, file)
+        return Loaded(con, skipped)
     except BaseException:
         con.close()
         raise
