@@ -51,12 +51,13 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _run_app(mode: str, env: dict[str, str]) -> dict[str, Any]:
+def _run_app(mode: str, env: dict[str, str]) -> tuple[dict[str, Any], str]:
+    """The app's last stdout line (its result) and its stderr, where the SDK warns of any loss."""
     proc = subprocess.run(
         [sys.executable, APP, mode, str(CALLS)], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1])), proc.stderr
 
 
 def _outcome_ids(receiver: OtlpReceiver) -> list[str]:
@@ -77,13 +78,13 @@ def test_every_outcome_of_a_tight_loop_arrives_over_otlp_http(mode: str) -> None
         env = _env(
             OTEL_EXPORTER_OTLP_ENDPOINT=receiver.http_endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf"
         )
-        result = _run_app(mode, env)
+        result, stderr = _run_app(mode, env)
         receiver.wait_until(lambda r: len(_outcome_ids(r)) >= CALLS, timeout=30)
         outcomes, predictions = _outcome_ids(receiver), _prediction_ids(receiver)
 
-    assert result == {"recorded": CALLS if mode == "bulk" else None, "flushed": True}
-    assert len(outcomes) == CALLS
-    assert len(predictions) == CALLS
+    assert result == {"recorded": CALLS if mode == "bulk" else None, "flushed": True}, stderr
+    assert len(outcomes) == CALLS, stderr
+    assert len(predictions) == CALLS, stderr
     assert set(outcomes) == predictions
 
 
@@ -96,13 +97,13 @@ def test_a_labelling_loop_beside_serving_crowds_no_prediction_record_out() -> No
         env = _env(
             OTEL_EXPORTER_OTLP_ENDPOINT=receiver.http_endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf"
         )
-        result = _run_app("mixed", env)
+        result, stderr = _run_app("mixed", env)
         receiver.wait_until(lambda r: len(_outcome_ids(r)) >= CALLS and len(_prediction_ids(r)) >= CALLS, 30)
         outcomes, predictions = _outcome_ids(receiver), _prediction_ids(receiver)
 
-    assert result["flushed"] is True
-    assert sorted(outcomes) == sorted(f"o-{i}" for i in range(CALLS))
-    assert len(predictions) == CALLS
+    assert result["flushed"] is True, stderr
+    assert sorted(outcomes) == sorted(f"o-{i}" for i in range(CALLS)), stderr
+    assert len(predictions) == CALLS, stderr
 
 
 @pytest.mark.wire
@@ -110,7 +111,7 @@ def test_a_labelling_loop_beside_serving_crowds_no_prediction_record_out() -> No
 def test_every_outcome_of_a_tight_loop_labels_its_prediction_in_files(tmp_path: Path) -> None:
     """Written to OTLP-JSON files, the loop's 10,000 outcomes label 100% of the predictions in
     ``modeltel evaluate`` (main: 5,488 to 6,656 outcomes written, coverage 25% to 67%)."""
-    _run_app("loop", _env(MODELTEL_OUTPUT=str(tmp_path / "telemetry")))
+    _, stderr = _run_app("loop", _env(MODELTEL_OUTPUT=str(tmp_path / "telemetry")))
 
     report = tmp_path / "evaluation.json"
     code = cli_main(
@@ -119,7 +120,7 @@ def test_every_outcome_of_a_tight_loop_labels_its_prediction_in_files(tmp_path: 
 
     assert code == 0
     (group,) = json.loads(report.read_text())["groups"]
-    assert (group["counts"]["predictions"], group["counts"]["labelled"]) == (CALLS, CALLS)
+    assert (group["counts"]["predictions"], group["counts"]["labelled"]) == (CALLS, CALLS), stderr
 
 
 class _StuckCollector(LogRecordExporter):
