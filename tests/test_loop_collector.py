@@ -342,6 +342,17 @@ def test_a_tables_folder_at_an_s3_url_evaluates_as_the_local_one(
     assert _report("s3://telemetry/tables") == reference
 
 
+def test_tables_lands_at_an_s3_url_where_a_cluster_reads_it(
+    records: list[Any], reference: dict[str, Any], s3: Any, tmp_path: Path
+) -> None:
+    """``modeltel tables TELEMETRY s3://...`` writes the tables folder over the S3 wire; landing
+    again replaces it rather than adding to it."""
+    OtlpJsonFileLogExporter(tmp_path / "telemetry").export(records)
+    for _ in range(2):
+        assert main(["tables", str(tmp_path / "telemetry"), "s3://telemetry/landed"]) == 0
+    assert _report("s3://telemetry/landed") == reference
+
+
 @pytest.fixture(scope="module")
 def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What the demo writes: spans, metrics and logs in modeltel's own files."""

@@ -211,7 +211,9 @@ def tables_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``modeltel tables``' arguments to ``parser``."""
     parser.add_argument("path", help="folder of telemetry, as modeltel evaluate reads it")
     parser.add_argument(
-        "out", type=Path, help="folder to write predictions/, outcomes/, model_info/, feature_values/"
+        "out",
+        help="folder or URL (s3://, gs://, hdfs://) to write predictions/, outcomes/, model_info/, "
+        "feature_values/",
     )
     parser.add_argument("--labels", action="append", type=Path, default=[], help="CSV/Parquet/JSON outcomes")
     parser.add_argument(

@@ -10,6 +10,7 @@ without parsing telemetry again. Their columns are described in :mod:`modeltel.l
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, NamedTuple
@@ -95,11 +96,35 @@ def read_tables(con: Any, folder: str | Path) -> None:
 
 
 def land_tables(folder: Path, out: str | Path, labels: tuple[Path, ...], memory_limit: str) -> dict[str, int]:
-    """Load telemetry ``folder`` and ``labels`` on DuckDB and write the tables under ``out``;
-    returns each table's row count."""
+    """Load telemetry ``folder`` and ``labels`` on DuckDB and write the tables under ``out``, a
+    local folder or a URL pyarrow writes (``s3://``, ``gs://``, ``hdfs://``: where a cluster's
+    executors read them); returns each table's row count."""
     con = load_duckdb(folder, labels=labels, memory_limit=memory_limit).con
     try:
-        save_tables(con, out)
+        if is_url(out):
+            with tempfile.TemporaryDirectory(prefix="modeltel-tables-") as scratch:
+                save_tables(con, scratch)
+                _upload(Path(scratch), str(out))
+        else:
+            save_tables(con, out)
         return {name: int(con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]) for name in TABLES}
     finally:
         con.close()
+
+
+def _upload(local: Path, url: str) -> None:
+    """Copy local tables folder ``local`` under ``url``, replacing what each table held there."""
+    found = remote_filesystem(url)
+    if found is None:
+        raise ValueError(f"{url}: no filesystem for this URL (pyarrow writes s3://, gs://, hdfs://)")
+    filesystem, root = found
+    for name in TABLES:
+        target = f"{root}/{name}"
+        filesystem.delete_dir_contents(target, missing_dir_ok=True)
+        filesystem.create_dir(target)
+        for file in sorted((local / name).iterdir()):
+            with (
+                file.open("rb") as source,
+                filesystem.open_output_stream(f"{target}/{file.name}", compression=None) as sink,
+            ):
+                shutil.copyfileobj(source, sink)
