@@ -197,6 +197,18 @@ def test_the_cli_runs_on_spark(folder: Path, tmp_path: Path) -> None:
     assert_same(json.loads(out["duckdb"].read_text()), json.loads(out["spark"].read_text()))
 
 
+def test_a_telemetry_folder_is_refused_for_a_cluster_master(folder: Path) -> None:
+    """Its tables reach Spark in a folder on this machine, which a cluster's executors cannot
+    read: the command says how to land them, before loading anything or starting Spark."""
+    master = "spark://127.0.0.1:7077"
+    command = [sys.executable, "-m", "modeltel.cli", "evaluate", str(folder), "--engine", "spark"]
+    done = subprocess.run([*command, "--spark-master", master], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert f"executors of master {master} cannot read" in done.stderr
+    assert f"modeltel tables {folder} s3://" in done.stderr
+    assert "loading" not in done.stderr
+
+
 def test_the_drift_sample_is_the_same_rows_on_both_engines(folder: Path, spark: Any, tmp_path: Path) -> None:
     """Above the sample cap, both engines keep the same predictions (an MD5 of the id, not an
     engine's own hash), so drift agrees to 1e-9 at any volume."""

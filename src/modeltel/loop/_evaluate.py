@@ -40,7 +40,13 @@ from modeltel.loop._periods import add_periods, apply_bands, check_estimates, ru
 from modeltel.loop._profile import load_profile
 from modeltel.loop._progress import Progress
 from modeltel.loop._result import Evaluation, GroupReport
-from modeltel.loop._spark import SparkConnection, require_pyspark, shuffle_partitions, spark_session
+from modeltel.loop._spark import (
+    SparkConnection,
+    require_pyspark,
+    session_master,
+    shuffle_partitions,
+    spark_session,
+)
 from modeltel.loop._tables import is_tables_folder, load_duckdb, save_tables
 
 __all__ = ["ENGINES", "EvaluateOptions", "evaluate"]
@@ -206,13 +212,11 @@ def _operational(
         report.operational = ops
 
 
-def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, dict[str, int]]:
-    """The engine's connection with the four tables loaded (predictions and feature samples from
-    ``options.since`` on), and the telemetry lines skipped."""
-    if options.engine not in ENGINES:
-        raise ValueError(f"engine {options.engine!r}: expected one of {', '.join(ENGINES)}")
+def _load(path: str | Path, options: EvaluateOptions, spark: Any, tables: bool) -> tuple[Any, dict[str, int]]:
+    """The engine's connection with the four tables of tables folder (``tables``) or telemetry
+    folder ``path`` loaded (predictions and feature samples from ``options.since`` on), and the
+    telemetry lines skipped."""
     since = parse_instant(options.since) if options.since else None
-    tables = is_tables_folder(path)  # on a URL, a listing: asked once
     if options.engine == "spark" and tables:
         if options.labels:
             raise ValueError(
@@ -226,6 +230,31 @@ def _load(path: str | Path, options: EvaluateOptions, spark: Any) -> tuple[Any, 
     if options.engine == "duckdb":
         return con, skipped
     return _hand_to_spark(con, spark, options), skipped
+
+
+def _preflight(path: str | Path, options: EvaluateOptions, spark: Any) -> bool:
+    """Whether ``path`` is a tables folder, once the engine and what it needs are known to be
+    there: a missing one says so before any progress is printed."""
+    if options.engine not in ENGINES:
+        raise ValueError(f"engine {options.engine!r}: expected one of {', '.join(ENGINES)}")
+    require_duckdb()
+    if options.engine == "spark":
+        require_pyspark()
+    tables = is_tables_folder(path)  # on a URL, a listing: asked once
+    if options.engine == "spark" and not tables:
+        _check_local(path, session_master(spark, options.spark_master))
+    return tables
+
+
+def _check_local(path: str | Path, master: str) -> None:
+    """A telemetry folder reaches Spark as Parquet in a local scratch folder, which only a
+    ``local`` master's executors (this machine) can read."""
+    if not master.startswith("local"):
+        raise ValueError(
+            f"{path}: a telemetry folder is handed to Spark in a folder on this machine, which the "
+            f"executors of master {master or '(Spark Connect)'} cannot read: land its tables where they "
+            f"can (modeltel tables {path} s3://bucket/tables) and evaluate that tables folder"
+        )
 
 
 def _session(spark: Any, options: EvaluateOptions, source: str) -> Any:
@@ -257,11 +286,9 @@ def evaluate(
     ``spark`` (default: the active one, or a new one on ``options.spark_master``)."""
     options = options or EvaluateOptions()
     folder, stages = Path(path), Progress(8, enabled=progress)
-    require_duckdb()  # a missing engine says so before any progress is printed
-    if options.engine == "spark":
-        require_pyspark()
+    tables = _preflight(path, options, spark)
     with stages("loading telemetry"):
-        con, skipped = _load(path, options, spark)
+        con, skipped = _load(path, options, spark, tables)
     try:
         # Every outcome, recorded or from label files, so labels that match nothing are noticed.
         outcomes = int(con.execute("SELECT count(*) FROM outcomes").fetchone()[0])

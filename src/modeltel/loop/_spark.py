@@ -31,6 +31,7 @@ __all__ = [
     "SPARK_HINT",
     "SparkConnection",
     "require_pyspark",
+    "session_master",
     "shuffle_partitions",
     "spark_memory",
     "spark_session",
@@ -75,6 +76,15 @@ def shuffle_partitions(source: str) -> int | None:
         return None
     size = sum(path.stat().st_size for path in folder.rglob("*.parquet"))
     return max(8, math.ceil(size / _PARTITION_BYTES))
+
+
+def session_master(spark: Any, master: str) -> str:
+    """The master an evaluation runs on: session ``spark``'s, else the active session's, else
+    ``master``; empty for a session that names none (Spark Connect's)."""
+    from pyspark.sql import SparkSession
+
+    session = spark if spark is not None else SparkSession.getActiveSession()
+    return master if session is None else str(session.conf.get("spark.master", ""))
 
 
 def spark_session(master: str, memory_limit: str, partitions: int | None = None) -> Any:
