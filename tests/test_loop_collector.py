@@ -345,11 +345,17 @@ def test_a_tables_folder_at_an_s3_url_evaluates_as_the_local_one(
 def test_tables_lands_at_an_s3_url_where_a_cluster_reads_it(
     records: list[Any], reference: dict[str, Any], s3: Any, tmp_path: Path
 ) -> None:
-    """``modeltel tables TELEMETRY s3://...`` writes the tables folder over the S3 wire; landing
-    again replaces it rather than adding to it."""
+    """``modeltel tables TELEMETRY s3://...`` writes the tables folder over the S3 wire, from a
+    local folder or from telemetry in the bucket; landing again replaces it rather than adding."""
     OtlpJsonFileLogExporter(tmp_path / "telemetry").export(records)
     for _ in range(2):
         assert main(["tables", str(tmp_path / "telemetry"), "s3://telemetry/landed"]) == 0
+    assert _report("s3://telemetry/landed") == reference
+
+    for path in (tmp_path / "telemetry").iterdir():
+        with s3.open_output_stream(f"telemetry/otel/{path.name}", compression=None) as sink:
+            sink.write(path.read_bytes())
+    assert main(["tables", "s3://telemetry/otel", "s3://telemetry/landed"]) == 0
     assert _report("s3://telemetry/landed") == reference
 
 

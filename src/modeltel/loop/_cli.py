@@ -209,7 +209,7 @@ def run_inventory(args: argparse.Namespace) -> int:
 
 def tables_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``modeltel tables``' arguments to ``parser``."""
-    parser.add_argument("path", help="folder of telemetry, as modeltel evaluate reads it")
+    parser.add_argument("path", help="folder or URL of telemetry, as modeltel evaluate reads it")
     parser.add_argument(
         "out",
         help="folder or URL (s3://, gs://, hdfs://) to write predictions/, outcomes/, model_info/, "
@@ -223,11 +223,11 @@ def tables_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_tables(args: argparse.Namespace) -> int:
     """Run ``modeltel tables``: load a telemetry folder once, write its four tables as Parquet."""
-    if not Path(args.path).is_dir():
+    if not Path(args.path).is_dir() and "://" not in args.path:
         print(f"modeltel tables: {args.path} is not a folder", file=sys.stderr)
         return USAGE_ERROR
     try:
-        counts = land_tables(Path(args.path), args.out, tuple(args.labels), args.memory_limit)
+        counts = land_tables(args.path, args.out, tuple(args.labels), args.memory_limit)
     except (LoopDependencyError, ValueError) as exc:
         print(f"modeltel tables: {exc}", file=sys.stderr)
         return USAGE_ERROR

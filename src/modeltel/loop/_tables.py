@@ -95,10 +95,12 @@ def read_tables(con: Any, folder: str | Path) -> None:
         con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM read_parquet({files})")
 
 
-def land_tables(folder: Path, out: str | Path, labels: tuple[Path, ...], memory_limit: str) -> dict[str, int]:
-    """Load telemetry ``folder`` and ``labels`` on DuckDB and write the tables under ``out``, a
-    local folder or a URL pyarrow writes (``s3://``, ``gs://``, ``hdfs://``: where a cluster's
-    executors read them); returns each table's row count."""
+def land_tables(
+    folder: str | Path, out: str | Path, labels: tuple[Path, ...], memory_limit: str
+) -> dict[str, int]:
+    """Load telemetry ``folder`` (local or a URL, as ``evaluate`` reads it) and ``labels`` on
+    DuckDB and write the tables under ``out``, a local folder or a URL pyarrow writes (``s3://``,
+    ``gs://``, ``hdfs://``: where a cluster's executors read them); returns each table's row count."""
     con = load_duckdb(folder, labels=labels, memory_limit=memory_limit).con
     try:
         if is_url(out):
