@@ -359,6 +359,21 @@ def test_tables_lands_at_an_s3_url_where_a_cluster_reads_it(
     assert _report("s3://telemetry/landed") == reference
 
 
+def test_tables_lands_only_the_partitions_inside_since_and_as_of(records: list[Any], s3: Any) -> None:
+    """A bucket holding other days' partitions lands only the window's, as evaluate reads it."""
+
+    def write(relative: str, data: bytes) -> None:
+        with s3.open_output_stream(f"telemetry/otel/{relative}", compression=None) as sink:
+            sink.write(data)
+
+    since, as_of = _window(records, _three_partitions(records, write))
+    command = ["tables", "s3://telemetry/otel", "s3://telemetry/landed"]
+    assert main([*command, "--since", since, "--as-of", as_of]) == 0
+    assert _predictions("s3://telemetry/landed") == CALLS
+    assert main(command) == 0
+    assert _predictions("s3://telemetry/landed") == 3 * CALLS
+
+
 @pytest.fixture(scope="module")
 def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What the demo writes: spans, metrics and logs in modeltel's own files."""

@@ -219,6 +219,14 @@ def tables_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--memory-limit", default=DEFAULT_MEMORY_LIMIT, help="DuckDB's memory before it spills"
     )
+    parser.add_argument(
+        "--since",
+        type=_instant,
+        help="only predictions made at or after this ISO time (Collector partitions before it are not read)",
+    )
+    parser.add_argument(
+        "--as-of", type=_instant, help="Collector partitions starting after this ISO time are not read"
+    )
 
 
 def run_tables(args: argparse.Namespace) -> int:
@@ -227,7 +235,8 @@ def run_tables(args: argparse.Namespace) -> int:
         print(f"modeltel tables: {args.path} is not a folder", file=sys.stderr)
         return USAGE_ERROR
     try:
-        counts = land_tables(args.path, args.out, tuple(args.labels), args.memory_limit)
+        since, as_of = (parse_instant(t) if t else None for t in (args.since, args.as_of))
+        counts = land_tables(args.path, args.out, tuple(args.labels), args.memory_limit, (since, as_of))
     except (LoopDependencyError, ValueError) as exc:
         print(f"modeltel tables: {exc}", file=sys.stderr)
         return USAGE_ERROR

@@ -96,12 +96,17 @@ def read_tables(con: Any, folder: str | Path) -> None:
 
 
 def land_tables(
-    folder: str | Path, out: str | Path, labels: tuple[Path, ...], memory_limit: str
+    folder: str | Path,
+    out: str | Path,
+    labels: tuple[Path, ...],
+    memory_limit: str,
+    window: tuple[int | None, int | None] = (None, None),
 ) -> dict[str, int]:
-    """Load telemetry ``folder`` (local or a URL, as ``evaluate`` reads it) and ``labels`` on
-    DuckDB and write the tables under ``out``, a local folder or a URL pyarrow writes (``s3://``,
-    ``gs://``, ``hdfs://``: where a cluster's executors read them); returns each table's row count."""
-    con = load_duckdb(folder, labels=labels, memory_limit=memory_limit).con
+    """Load telemetry ``folder`` (local or a URL, as ``evaluate`` reads it, ``window`` as
+    :func:`load_duckdb` takes it) and ``labels`` on DuckDB and write the tables under ``out``, a
+    local folder or a URL pyarrow writes (``s3://``, ``gs://``, ``hdfs://``: where a cluster's
+    executors read them); returns each table's row count."""
+    con = load_duckdb(folder, labels=labels, memory_limit=memory_limit, window=window).con
     try:
         if is_url(out):
             with tempfile.TemporaryDirectory(prefix="modeltel-tables-") as scratch:
