@@ -359,6 +359,16 @@ def test_tables_lands_at_an_s3_url_where_a_cluster_reads_it(
     assert _report("s3://telemetry/landed") == reference
 
 
+def test_tables_to_a_bucket_that_does_not_exist_says_so_in_one_line(
+    records: list[Any], s3: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    OtlpJsonFileLogExporter(tmp_path / "telemetry").export(records)
+    assert main(["tables", str(tmp_path / "telemetry"), "s3://no-such-bucket/tables"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("modeltel tables: s3://no-such-bucket/tables: ")
+    assert "bucket does not exist" in line
+
+
 def test_tables_lands_only_the_partitions_inside_since_and_as_of(records: list[Any], s3: Any) -> None:
     """A bucket holding other days' partitions lands only the window's, as evaluate reads it."""
 

@@ -125,13 +125,16 @@ def _upload(local: Path, url: str) -> None:
     if found is None:
         raise ValueError(f"{url}: no filesystem for this URL (pyarrow writes s3://, gs://, hdfs://)")
     filesystem, root = found
-    for name in TABLES:
-        target = f"{root}/{name}"
-        filesystem.delete_dir_contents(target, missing_dir_ok=True)
-        filesystem.create_dir(target)
-        for file in sorted((local / name).iterdir()):
-            with (
-                file.open("rb") as source,
-                filesystem.open_output_stream(f"{target}/{file.name}", compression=None) as sink,
-            ):
-                shutil.copyfileobj(source, sink)
+    try:
+        for name in TABLES:
+            target = f"{root}/{name}"
+            filesystem.delete_dir_contents(target, missing_dir_ok=True)
+            filesystem.create_dir(target)
+            for file in sorted((local / name).iterdir()):
+                with (
+                    file.open("rb") as source,
+                    filesystem.open_output_stream(f"{target}/{file.name}", compression=None) as sink,
+                ):
+                    shutil.copyfileobj(source, sink)
+    except OSError as exc:  # no such bucket, no permission: the store's own words, in one line
+        raise ValueError(f"{url}: {exc}") from exc
