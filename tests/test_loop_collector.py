@@ -17,9 +17,11 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -367,6 +369,59 @@ def test_tables_to_a_bucket_that_does_not_exist_says_so_in_one_line(
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("modeltel tables: s3://no-such-bucket/tables: ")
     assert "bucket does not exist" in line
+
+
+class _Refusing(BaseHTTPRequestHandler):
+    """An S3 endpoint that refuses every request, as a bucket policy without this reader does."""
+
+    def _refuse(self) -> None:
+        body = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+        self.send_response(403)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _refuse
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "someone-else")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "inventory", "tables"])
+def test_a_store_that_refuses_the_reader_is_one_line(
+    command: str, refusing_s3: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = [str(tmp_path / "tables")] if command == "tables" else []
+    assert main([command, "s3://telemetry/otel", *out, *(["--quiet"] if command == "evaluate" else [])]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"modeltel {command}: s3://telemetry/otel: ")
+    assert "ACCESS_DENIED" in line.upper().replace(" ", "_")
+
+
+def test_a_bucket_that_does_not_exist_is_named(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "s3://no-such-bucket/otel", "--quiet"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line == (
+        "modeltel evaluate: s3://no-such-bucket/otel: nothing there (no such bucket, folder or prefix)"
+    )
 
 
 def test_tables_lands_only_the_partitions_inside_since_and_as_of(records: list[Any], s3: Any) -> None:

@@ -194,7 +194,7 @@ def run_inventory(args: argparse.Namespace) -> int:
         return USAGE_ERROR
     try:
         entries, skipped = inventory_and_skipped(args.path)
-    except LoopDependencyError as exc:
+    except (LoopDependencyError, ValueError) as exc:
         print(f"modeltel inventory: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except Exception as exc:

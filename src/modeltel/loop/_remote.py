@@ -20,7 +20,7 @@ from typing import Any
 
 from modeltel.loop._collector import Window, outside_window
 
-__all__ = ["is_url", "local_folder", "remote_filesystem"]
+__all__ = ["is_url", "local_folder", "remote_filesystem", "store_errors"]
 
 
 def is_url(path: str | Path) -> bool:
@@ -41,6 +41,16 @@ def remote_filesystem(url: str) -> tuple[Any, str] | None:
 
 
 @contextmanager
+def store_errors(url: str) -> Iterator[None]:
+    """An error from the store at ``url`` (no such bucket, no permission, unreachable) as one
+    ValueError naming it, which the commands print as one line, rather than pyarrow's traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise ValueError(f"{url}: {exc}") from exc
+
+
+@contextmanager
 def local_folder(path: str | Path, window: Window = (None, None)) -> Iterator[Path]:
     """``path`` itself when local; for a URL, a temporary copy of what lies under it (the
     partitions outside ``window`` left out), removed on exit."""
@@ -52,13 +62,22 @@ def local_folder(path: str | Path, window: Window = (None, None)) -> Iterator[Pa
         raise ValueError(f"{path}: no filesystem for this URL (pyarrow reads s3://, gs://, hdfs://)")
     filesystem, root = found
     with tempfile.TemporaryDirectory(prefix="modeltel-remote-") as scratch:
-        for relative in _walk(filesystem, root, "", window):
-            target = Path(scratch, relative)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = filesystem.open_input_stream(f"{root}/{relative}", compression=None)
-            with source, target.open("wb") as sink:
-                shutil.copyfileobj(source, sink)
+        with store_errors(str(path)):
+            _copy(filesystem, root, Path(scratch), window)
         yield Path(scratch)
+
+
+def _copy(filesystem: Any, root: str, scratch: Path, window: Window) -> None:
+    from pyarrow import fs
+
+    if filesystem.get_file_info(root).type == fs.FileType.NotFound:
+        raise FileNotFoundError("nothing there (no such bucket, folder or prefix)")
+    for relative in _walk(filesystem, root, "", window):
+        target = scratch / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = filesystem.open_input_stream(f"{root}/{relative}", compression=None)
+        with source, target.open("wb") as sink:
+            shutil.copyfileobj(source, sink)
 
 
 def _walk(filesystem: Any, root: str, relative: str, window: Window) -> Iterator[str]:

@@ -17,7 +17,7 @@ from typing import Any, Final, NamedTuple
 
 from modeltel.loop._engine import connect
 from modeltel.loop._load import load_labels, load_telemetry, sql_string
-from modeltel.loop._remote import is_url, local_folder, remote_filesystem
+from modeltel.loop._remote import is_url, local_folder, remote_filesystem, store_errors
 
 __all__ = ["TABLES", "Loaded", "is_tables_folder", "land_tables", "load_duckdb", "read_tables", "save_tables"]
 
@@ -74,7 +74,8 @@ def is_tables_folder(path: str | Path) -> bool:
     if found is None:
         return True
     filesystem, root = found
-    return all(filesystem.get_file_info(f"{root}/{name}").type.name == "Directory" for name in TABLES)
+    with store_errors(str(path)):
+        return all(filesystem.get_file_info(f"{root}/{name}").type.name == "Directory" for name in TABLES)
 
 
 def save_tables(con: Any, out: str | Path) -> None:
@@ -125,7 +126,7 @@ def _upload(local: Path, url: str) -> None:
     if found is None:
         raise ValueError(f"{url}: no filesystem for this URL (pyarrow writes s3://, gs://, hdfs://)")
     filesystem, root = found
-    try:
+    with store_errors(url):
         for name in TABLES:
             target = f"{root}/{name}"
             filesystem.delete_dir_contents(target, missing_dir_ok=True)
@@ -136,5 +137,3 @@ def _upload(local: Path, url: str) -> None:
                     filesystem.open_output_stream(f"{target}/{file.name}", compression=None) as sink,
                 ):
                     shutil.copyfileobj(source, sink)
-    except OSError as exc:  # no such bucket, no permission: the store's own words, in one line
-        raise ValueError(f"{url}: {exc}") from exc
