@@ -12,7 +12,8 @@ __all__ = ["Progress"]
 
 
 class Progress:
-    """Prints ``[i/n] stage ... 1.2s`` to ``stream`` as each stage finishes (when enabled)."""
+    """Prints ``[i/n] stage ... 1.2s`` to ``stream`` as each stage finishes, ``... failed`` when
+    one raises (when enabled)."""
 
     def __init__(self, total: int, *, enabled: bool, stream: TextIO | None = None) -> None:
         self.total = total
@@ -27,6 +28,11 @@ class Progress:
         if self.enabled:
             print(f"[{self.done}/{self.total}] {stage} ...", end="", file=self.stream, flush=True)
         started = time.perf_counter()
-        yield
+        try:
+            yield
+        except BaseException:
+            if self.enabled:  # end the line: the caller's error message goes on its own
+                print(" failed", file=self.stream, flush=True)
+            raise
         if self.enabled:
             print(f" {time.perf_counter() - started:.1f}s", file=self.stream, flush=True)
