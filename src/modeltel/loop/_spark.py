@@ -3,7 +3,8 @@
 :class:`SparkConnection` answers the one call every stage makes, ``con.execute(sql,
 params).fetchall()``, so the join, the metrics, drift, cost and periods run unchanged; where the
 two SQL dialects differ the queries ask :mod:`modeltel.loop._dialect`. ``CREATE OR REPLACE
-TABLE t AS q`` (the joined table) becomes a persisted temporary view. The session sees the four
+TABLE t AS q`` (the joined table) is materialised once: as Parquet in a scratch folder on a local
+master, persisted in the executors' memory and disks on a cluster. The session sees the four
 tables of :mod:`modeltel.loop._tables` as temporary views of the same names, dropped again by
 :meth:`SparkConnection.close`.
 
@@ -17,6 +18,7 @@ import math
 import os
 import re
 import shutil
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,8 +106,9 @@ def spark_session(master: str, memory_limit: str, partitions: int | None = None)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
-        # The joined table is cached once and scanned by every stage: compressing it cost more
-        # than a third of the join's time at 10M predictions, and spilled blocks are on disk.
+        # On a cluster the joined table is cached once and scanned by every stage: compressing
+        # it cost more than a third of the join's time at 10M predictions, and spilled blocks
+        # are on disk.
         .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
     )
     if partitions is not None:
@@ -153,6 +156,7 @@ class SparkConnection:
         self._views: list[str] = []
         self._persisted: list[Any] = []
         self._scratch = source if remove_on_close else None
+        self._materialised: str | None = None
         for name in TABLES:
             frame = session.read.parquet(f"{str(source).rstrip('/')}/{name}")
             if since is not None and name in ("predictions", "feature_values"):
@@ -165,15 +169,31 @@ class SparkConnection:
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> _Rows:
         """Run ``sql`` (``?`` markers bound to ``params``); a ``CREATE OR REPLACE TABLE``
-        materialises its query once, in memory and spilled to disk."""
+        materialises its query once (see :meth:`_materialise`)."""
         args = list(params) if params else None
         create = _CREATE.match(sql)
         if create is None:
             return _Rows(self._session.sql(sql, args=args).collect())
-        frame = self._session.sql(create.group(2), args=args).persist(self._storage)
-        self._persisted.append(frame)
-        self._view(create.group(1), frame)
+        self._view(
+            create.group(1), self._materialise(create.group(1), self._session.sql(create.group(2), args=args))
+        )
         return _Rows([])
+
+    def _materialise(self, name: str, frame: Any) -> Any:
+        """``frame`` computed once. On a local master it is written as Parquet to a scratch
+        folder and read back: each later query reads only the columns it names, where Spark's
+        cache hands it whole rows, and at 100M predictions most of the cache was on disk anyway
+        (a scan of it took twice as long at 10M, where it fit). A cluster's executors cannot
+        read this machine's folders, so there it is persisted in their memory and disks."""
+        if not str(self._session.conf.get("spark.master", "")).startswith("local"):
+            frame = frame.persist(self._storage)
+            self._persisted.append(frame)
+            return frame
+        if self._materialised is None:
+            self._materialised = tempfile.mkdtemp(prefix="modeltel-spark-")
+        path = os.path.join(self._materialised, name)
+        frame.write.mode("overwrite").parquet(path)
+        return self._session.read.parquet(path)
 
     def close(self) -> None:
         """Drop the views and cached tables this connection made."""
@@ -182,5 +202,7 @@ class SparkConnection:
         for name in dict.fromkeys(self._views):
             self._session.catalog.dropTempView(name)
         self._persisted, self._views = [], []
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+        for folder in (self._scratch, self._materialised):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        self._materialised = None
