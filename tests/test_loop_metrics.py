@@ -116,6 +116,28 @@ def test_tied_scores_auc_counts_ties_half(con: Any) -> None:
     )
 
 
+def test_auc_is_exact_across_score_buckets(con: Any) -> None:
+    """The AUC's sort is split into score buckets: scores on, just below and just above every
+    bucket edge, negative, at and beyond 1, and a crowd inside one narrow bucket still give
+    sklearn's AUC."""
+    rng = np.random.default_rng(8)
+    edges = np.arange(0, 1025) / 1024
+    scores = np.concatenate(
+        [
+            edges,
+            np.nextafter(edges, -1.0),
+            np.nextafter(edges, 2.0),
+            [-3.0, -1e-300, -0.0, 1.0, 1.0, 1.5, 1e9],
+            rng.random(3000) * 1e-5,
+        ]
+    )
+    labels = (rng.random(scores.size) < 0.4).astype(int)
+    _joined(con, scores, labels)
+    assert classification(con, KEYS, ["m"], 0.5)[KEY].roc_auc == pytest.approx(
+        roc_auc_score(labels, scores), abs=1e-12
+    )
+
+
 def test_each_subset_in_one_pass_equals_sklearn_on_its_rows(con: Any) -> None:
     """Several row filters share one sort by score, yet each subset's AUC and other metrics
     are sklearn's on that subset's rows alone: tied scores across subsets, a subset holding one

@@ -252,8 +252,9 @@ def test_exact_latency_quantiles_on_awkward_values(spark: Any) -> None:
 
 
 def test_roc_auc_on_tied_scores_per_subset(folder: Path, spark: Any, tmp_path: Path) -> None:
-    """Spark's AUC query (one sort by score for every subset, ties as peers of a RANGE frame)
-    equals sklearn's on scores tied in tens, with 0.0 beside -0.0, for the whole and a subset."""
+    """Spark's AUC query (one sort by score for every subset, ties as peers of a RANGE frame,
+    split into score buckets) equals sklearn's on scores tied in tens, with 0.0 beside -0.0,
+    scores below 0 and at or above 1 and on bucket edges, for the whole and a subset."""
     from sklearn.metrics import roc_auc_score
 
     subprocess.run(
@@ -264,6 +265,7 @@ def test_roc_auc_on_tied_scores_per_subset(folder: Path, spark: Any, tmp_path: P
     labels = (rng.random(3_000) < 0.4).astype(float)
     scores = np.round(np.clip(rng.normal(0.3 + 0.3 * labels, 0.2), 0.0, 1.0), 1)
     scores[:40] = np.where(np.arange(40) % 2, 0.0, -0.0)
+    scores[40:60] = [-2.0, -1e-300, 1.0, 1.0, 1.5, 1e9, *(np.arange(14) / 1024)]
     pairs = enumerate(zip(scores, labels, strict=True))
     rows = [("m", "1", float(x), float(y), str(int(y)), True, i) for i, (x, y) in pairs]
     schema = (

@@ -43,6 +43,8 @@ __all__ = [
 Key = tuple[Any, ...]
 CALIBRATION_BINS: Final = 10
 _EPS: Final = float(np.finfo(np.float64).eps)
+# Scores in [0, 1) fall in this many equal buckets for the ROC AUC's sort; the rest in two more.
+_AUC_BUCKETS: Final = 1024
 _EVALUABLE: Final = f"matured AND label_num IS NOT NULL AND {finite('score')}"
 
 
@@ -215,31 +217,54 @@ def _roc_auc(
 ) -> list[dict[Key, float | None]]:
     """ROC AUC per group of the rows matching ``where``, for each row filter in ``subsets``, from
     one sort by score: a positive counts the negatives of its subset scored below it twice and
-    those tied with it once (the Mann-Whitney sum, times 2)."""
+    those tied with it once (the Mann-Whitney sum, times 2).
+
+    The sort is split into :data:`_AUC_BUCKETS` score buckets per group: within a bucket a
+    window counts the negatives below and tied, and the negatives of the lower buckets come from
+    a per-bucket aggregate. Equal scores share a bucket, so the sum is exact. Spark runs each
+    window partition in one task; per group alone, a version's rows were one task on one core
+    however many the cluster had (and that task's buffer spilled at 100M rows)."""
     k = _select_keys(keys)
+    n = range(len(subsets))
     flags = ", ".join(
         f"label_num = 1 AND ({s}) AS pos{i}, CASE WHEN label_num = 0 AND ({s}) THEN 1 ELSE 0 END AS neg{i}"
         for i, s in enumerate(subsets)
     )
-    by_score = f"PARTITION BY {k} ORDER BY score RANGE BETWEEN"
+    b = _AUC_BUCKETS
+    bucket = f"CASE WHEN score < 0 THEN -1 WHEN score >= 1 THEN {b} ELSE CAST(floor(score * {b}) AS INT) END"
+    by_score = f"PARTITION BY {k}, bucket ORDER BY score RANGE BETWEEN"
     frames = ", ".join(
         f"pos{i}, neg{i}, sum(neg{i}) OVER ({by_score} UNBOUNDED PRECEDING AND CURRENT ROW) AS upto{i}, "
         f"sum(neg{i}) OVER ({by_score} CURRENT ROW AND CURRENT ROW) AS tied{i}"
-        for i in range(len(subsets))
+        for i in n
+    )
+    per_bucket = ", ".join(
+        f"coalesce(sum(2 * upto{i} - tied{i}) FILTER (WHERE pos{i}), 0) AS within{i}, "
+        f"count(*) FILTER (WHERE pos{i}) AS npos{i}, sum(neg{i}) AS nneg{i}"
+        for i in n
+    )
+    lower = "ORDER BY bucket ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+    below = ", ".join(
+        f"within{i}, npos{i}, nneg{i}, coalesce(sum(nneg{i}) OVER (PARTITION BY {k} {lower}), 0) AS below{i}"
+        for i in n
     )
     # Integer arithmetic until the final division keeps the sum exact.
     sums = ", ".join(
-        f"CAST(sum(2 * upto{i} - tied{i}) FILTER (WHERE pos{i}) AS DECIMAL(38, 0)), "
-        f"CAST(2 * count(*) FILTER (WHERE pos{i}) * sum(neg{i}) AS DECIMAL(38, 0))"
-        for i in range(len(subsets))
+        f"CAST(sum(within{i} + 2 * npos{i} * below{i}) AS DECIMAL(38, 0)), "
+        f"CAST(2 * sum(npos{i}) * sum(nneg{i}) AS DECIMAL(38, 0))"
+        for i in n
     )
     rows = con.execute(f"""
         WITH flagged AS (
-            SELECT {k}, score, {flags} FROM joined WHERE {where}
+            SELECT {k}, score, {bucket} AS bucket, {flags} FROM joined WHERE {where}
         ), ranked AS (
-            SELECT {k}, {frames} FROM flagged
+            SELECT {k}, bucket, {frames} FROM flagged
+        ), buckets AS (
+            SELECT {k}, bucket, {per_bucket} FROM ranked GROUP BY ALL
+        ), counted AS (
+            SELECT {k}, {below} FROM buckets
         )
-        SELECT {k}, {sums} FROM ranked GROUP BY ALL
+        SELECT {k}, {sums} FROM counted GROUP BY ALL
     """).fetchall()
     result: list[dict[Key, float | None]] = [{} for _ in subsets]
     for row in rows:
