@@ -59,7 +59,8 @@ class Dialect:
         """A number in [0, 1) from the MD5 of text ``x``: the same on every engine, so a sample
         chosen by it is the same rows whichever engine runs the query."""
         digits = self.hex_int.format(x=f"substr(md5({x}), 1, 13)")
-        return f"({digits} / {_UNIT!r})"
+        # A DOUBLE, exact: Spark divides a BIGINT by a decimal literal as decimals, rounded to 17 places.
+        return f"(CAST({digits} AS DOUBLE) / {_UNIT!r})"
 
 
 def _duckdb_quantiles(keys: Sequence[str], x: str, rows: str, qs: Sequence[float]) -> str:

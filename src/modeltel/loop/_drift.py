@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from modeltel.loop._dialect import Dialect, dialect, finite
+from modeltel.loop._join import SAMPLE_KEY
 from modeltel.loop._metrics import Key
 from modeltel.loop._profile import Profile
 from modeltel.loop._significance import benjamini_hochberg, chi2_homogeneity, ks_pvalue, total_variation
@@ -89,9 +90,11 @@ class DriftSignal:
     state: str = STABLE
 
 
-def _sampled(sql: Dialect, source: str, keys: Sequence[str], window: str, cap: int) -> str:
+def _sampled(sql: Dialect, source: str, keys: Sequence[str], window: str, cap: int, unit: str = "") -> str:
+    """Rows of ``source``, at most about ``cap`` per group and window: a row is kept when its
+    ``unit`` (a column of ``source`` in [0, 1), else :data:`SAMPLE_KEY` hashed) < cap / size."""
     k = ", ".join(keys)
-    chosen = sql.unit_hash("coalesce(w.prediction_id, CAST(w.ts AS STRING))")
+    chosen = f"w.{unit}" if unit else sql.unit_hash(SAMPLE_KEY.format(t="w"))
     # ``sizes`` has a row per group and window: Spark otherwise plans a shuffle of every row of
     # ``w`` for this join before it learns that (DuckDB reads the hint as a comment).
     return f"""
@@ -137,8 +140,8 @@ def score_samples(
 ) -> dict[tuple[Key, str], NDArray[np.float64]]:
     """Finite scores per (group key, window name), at most ``cap`` each (chosen as above)."""
     k = ", ".join(keys)
-    source = f"SELECT {k}, ts, prediction_id, score FROM joined WHERE {finite('score')}"
-    scores = _sampled(dialect(con), source, keys, window, cap)
+    source = f"SELECT {k}, ts, sample_unit, score FROM joined WHERE {finite('score')}"
+    scores = _sampled(dialect(con), source, keys, window, cap, unit="sample_unit")
     found: dict[tuple[Key, str], NDArray[np.float64]] = {}
     for row in con.execute(f"SELECT {k}, win, array_agg(score) FROM ({scores}) GROUP BY ALL").fetchall():
         key, win, values = tuple(row[: len(keys)]), str(row[len(keys)]), row[-1]

@@ -22,7 +22,10 @@ from typing import Any, Final
 
 from modeltel.loop._dialect import dialect
 
-__all__ = ["build_joined", "latest_timestamp"]
+__all__ = ["SAMPLE_KEY", "build_joined", "latest_timestamp"]
+
+# What a sample of predictions is drawn by, in table {t}: the same on every engine.
+SAMPLE_KEY: Final = "coalesce({t}.prediction_id, CAST({t}.ts AS STRING))"
 
 _NO_AT = -(2**63) + 1
 
@@ -41,11 +44,14 @@ def build_joined(con: Any, *, as_of: int, maturation: int, period: int, origin: 
 
     Keeps the prediction columns the evaluation reads (:data:`_KEPT`) and adds ``matured``
     (bool), ``period`` (``(ts - origin) // period``: periods counted from ``origin``),
-    ``label_num`` / ``label_str`` (NULL when unlabelled). Outcomes are reduced to one per key
-    before the join, so the large side (predictions) is only probed, never grouped. The three
-    candidate labels (by id, by hash and model, by hash alone) come from disjoint outcomes, so
-    their ranks never tie. A candidate no outcome provides is not joined at all: each join moves
-    every prediction once more (a shuffle of all of them on Spark).
+    ``label_num`` / ``label_str`` (NULL when unlabelled) and ``sample_unit``, the number in
+    [0, 1) by which drift samples choose the prediction (:meth:`Dialect.unit_hash` of its id,
+    else of its ``ts``): an MD5 per row, computed here once rather than in each drift pass.
+    Outcomes are reduced to one per key before the join, so the large side (predictions) is
+    only probed, never grouped. The three candidate labels (by id, by hash and model, by hash
+    alone) come from disjoint outcomes, so their ranks never tie. A candidate no outcome
+    provides is not joined at all: each join moves every prediction once more (a shuffle of all
+    of them on Spark).
     """
     sql = dialect(con)
     rank = sql.pair(f"coalesce(at_ns, {_NO_AT})", "seq")
@@ -65,7 +71,8 @@ def build_joined(con: Any, *, as_of: int, maturation: int, period: int, origin: 
             FROM known WHERE prediction_id IS NULL AND payload_hash IS NOT NULL GROUP BY payload_hash, model
         )
         SELECT {_KEPT}, p.ts + {maturation} <= {as_of} AS matured, {period_of} AS period,
-               {_pick(present, "n")} AS label_num, {_pick(present, "s")} AS label_str
+               {_pick(present, "n")} AS label_num, {_pick(present, "s")} AS label_str,
+               {sql.unit_hash(SAMPLE_KEY.format(t="p"))} AS sample_unit
         FROM predictions p
         {joins}
         WHERE p.ts < {as_of}
