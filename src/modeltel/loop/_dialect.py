@@ -11,7 +11,8 @@ of a group in one hash map (50M latencies of one model version are more than a 6
 Spark's query instead counts each group's values in buckets ordered like the values, keeps the
 few buckets holding the two values each quantile falls between, numbers the values of only
 those buckets in order, and interpolates. Sorting every value instead took five times as long
-at 10M predictions.
+at 10M predictions. The few buckets are broadcast to the join with the values: planned as a
+shuffle of every value, it took 40% longer at 10M.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def _spark_quantiles(keys: Sequence[str], x: str, rows: str, qs: Sequence[float]
             SELECT * FROM counted
             WHERE {" OR ".join(f"({p} >= before AND {p} < before + n)" for p in wanted)}
         ), numbered AS (
-            SELECT {b_keys}, b.v, w.last,
+            SELECT /*+ BROADCAST(w) */ {b_keys}, b.v, w.last,
                    w.before + row_number() OVER (PARTITION BY {b_keys}, b.bucket ORDER BY b.v) - 1 AS i
             FROM b JOIN w ON {same_group} AND b.bucket = w.bucket
         )
