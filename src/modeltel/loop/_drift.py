@@ -28,7 +28,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from modeltel.loop._dialect import Dialect, dialect, finite
+from modeltel.loop._dialect import dialect, finite
 from modeltel.loop._join import SAMPLE_KEY
 from modeltel.loop._metrics import Key
 from modeltel.loop._profile import Profile
@@ -90,18 +90,17 @@ class DriftSignal:
     state: str = STABLE
 
 
-def _sampled(sql: Dialect, source: str, keys: Sequence[str], window: str, cap: int, unit: str = "") -> str:
-    """Rows of ``source``, at most about ``cap`` per group and window: a row is kept when its
-    ``unit`` (a column of ``source`` in [0, 1), else :data:`SAMPLE_KEY` hashed) < cap / size."""
+def _sampled(source: str, keys: Sequence[str], window: str, cap: int, unit: str) -> str:
+    """Rows of ``source`` (as ``w``), at most about ``cap`` per group and window: a row is kept
+    when ``unit``, its number in [0, 1), is below cap / size."""
     k = ", ".join(keys)
-    chosen = f"w.{unit}" if unit else sql.unit_hash(SAMPLE_KEY.format(t="w"))
     # ``sizes`` has a row per group and window: Spark otherwise plans a shuffle of every row of
     # ``w`` for this join before it learns that (DuckDB reads the hint as a comment).
     return f"""
         WITH w AS (SELECT *, {window} AS win FROM ({source}) WHERE {window} IS NOT NULL),
         sizes AS (SELECT {k}, win, count(*) AS size FROM w GROUP BY ALL)
         SELECT /*+ BROADCAST(sizes) */ w.* FROM w JOIN sizes USING ({k}, win)
-        WHERE size <= {cap} OR {chosen} < {cap} / size
+        WHERE size <= {cap} OR {unit} < {cap} / size
     """
 
 
@@ -119,7 +118,8 @@ def window_samples(
     drawn = score_samples(con, keys, window, cap) if scores is None else scores
     for (key, win), values in drawn.items():
         samples.setdefault((key, win), Sample()).numeric[SCORE] = values
-    features = _sampled(dialect(con), "SELECT * FROM feature_values", [*keys, "feature"], window, cap)
+    unit = dialect(con).unit_hash(SAMPLE_KEY.format(t="w"))
+    features = _sampled("SELECT * FROM feature_values", [*keys, "feature"], window, cap, unit)
     query = f"""
         SELECT {k}, win, feature, array_agg(num) FILTER (WHERE num IS NOT NULL),
                array_agg(str) FILTER (WHERE num IS NULL AND str IS NOT NULL)
@@ -141,7 +141,7 @@ def score_samples(
     """Finite scores per (group key, window name), at most ``cap`` each (chosen as above)."""
     k = ", ".join(keys)
     source = f"SELECT {k}, ts, sample_unit, score FROM joined WHERE {finite('score')}"
-    scores = _sampled(dialect(con), source, keys, window, cap, unit="sample_unit")
+    scores = _sampled(source, keys, window, cap, "w.sample_unit")
     found: dict[tuple[Key, str], NDArray[np.float64]] = {}
     for row in con.execute(f"SELECT {k}, win, array_agg(score) FROM ({scores}) GROUP BY ALL").fetchall():
         key, win, values = tuple(row[: len(keys)]), str(row[len(keys)]), row[-1]

@@ -174,9 +174,8 @@ class SparkConnection:
         create = _CREATE.match(sql)
         if create is None:
             return _Rows(self._session.sql(sql, args=args).collect())
-        self._view(
-            create.group(1), self._materialise(create.group(1), self._session.sql(create.group(2), args=args))
-        )
+        name, query = create.groups()
+        self._view(name, self._materialise(name, self._session.sql(query, args=args)))
         return _Rows([])
 
     def _materialise(self, name: str, frame: Any) -> Any:
@@ -185,7 +184,7 @@ class SparkConnection:
         cache hands it whole rows, and at 100M predictions most of the cache was on disk anyway
         (a scan of it took twice as long at 10M, where it fit). A cluster's executors cannot
         read this machine's folders, so there it is persisted in their memory and disks."""
-        if not str(self._session.conf.get("spark.master", "")).startswith("local"):
+        if not session_master(self._session, "").startswith("local"):
             frame = frame.persist(self._storage)
             self._persisted.append(frame)
             return frame
